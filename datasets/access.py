@@ -1,0 +1,17 @@
+"""Every datasets object a user reaches goes through here (leads manage all datasets)."""
+
+from django.shortcuts import get_object_or_404
+
+from .models import Dataset, ImportJob
+
+
+def datasets_for_lead(user):
+    return Dataset.objects.all()
+
+
+def dataset_for_lead(user, slug: str) -> Dataset:
+    return get_object_or_404(Dataset, slug=slug)
+
+
+def import_job_for_lead(user, pk: int) -> ImportJob:
+    return get_object_or_404(ImportJob, pk=pk)

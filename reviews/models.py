@@ -1,0 +1,293 @@
+"""Reviews: rubrics, campaigns, batches, assignments, judgments, reports and the audit trail."""
+
+import secrets
+
+from django.conf import settings
+from django.db import models
+from django.db.models import Q
+
+from .querysets import AssignmentQuerySet, CampaignQuerySet
+
+
+def new_token() -> str:
+    # 128 random bits, URL-safe: assignments are addressed by these, never by sequential ids.
+    return secrets.token_urlsafe(16)
+
+
+class Rubric(models.Model):
+    """A named list of criteria (the design's rubric JSON); ``version`` grows on every change."""
+
+    name = models.CharField(max_length=200, unique=True)
+    criteria = models.JSONField(default=list, blank=True)
+    version = models.PositiveIntegerField(default=1)
+    created_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL
+    )
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        ordering = ["name"]
+
+    def __str__(self) -> str:
+        return self.name
+
+    def as_json(self) -> dict:
+        return {"name": self.name, "criteria": self.criteria}
+
+
+class Campaign(models.Model):
+    """Baseline vs candidate on one dataset, graded with one rubric by a roster of reviewers."""
+
+    class Status(models.TextChoices):
+        DRAFT = "draft", "Draft"
+        ACTIVE = "active", "Active"
+        PAUSED = "paused", "Paused"
+        CLOSED = "closed", "Closed"
+
+    class Mode(models.TextChoices):
+        PUSH = "push", "Leads assign batches"
+        PULL = "pull", "Reviewers pull the next item"
+
+    name = models.CharField(max_length=200)
+    slug = models.SlugField(max_length=200, unique=True)
+    dataset = models.ForeignKey("datasets.Dataset", on_delete=models.PROTECT, related_name="+")
+    baseline = models.ForeignKey("datasets.System", on_delete=models.PROTECT, related_name="+")
+    candidate = models.ForeignKey("datasets.System", on_delete=models.PROTECT, related_name="+")
+    rubric = models.ForeignKey(Rubric, on_delete=models.PROTECT, related_name="campaigns")
+    overlap = models.PositiveSmallIntegerField(default=1)
+    margin = models.FloatField(default=0.05)
+    decision_threshold = models.FloatField(default=0.95)
+    instructions = models.TextField(blank=True)
+    instructions_version = models.PositiveIntegerField(default=1)
+    mask_patterns = models.JSONField(default=list, blank=True)
+    require_rationale = models.BooleanField(default=False)
+    seed = models.BigIntegerField(default=0)
+    mode = models.CharField(max_length=10, choices=Mode, default=Mode.PUSH)
+    status = models.CharField(max_length=10, choices=Status, default=Status.ACTIVE)
+    roster = models.ManyToManyField(settings.AUTH_USER_MODEL, blank=True, related_name="+")
+    # Judgments submitted since the last aggregation was queued (see reviews.services).
+    judgments_since_report = models.PositiveIntegerField(default=0)
+    created_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    objects = CampaignQuerySet.as_manager()
+
+    class Meta:
+        ordering = ["-created_at"]
+        permissions = [
+            ("manage_campaigns", "Can create campaigns, rubrics and batches"),
+            ("view_reports", "Can read campaign reports"),
+            ("export_judgments", "Can export labelled data"),
+            ("grade", "Can grade assigned items"),
+        ]
+        constraints = [
+            models.CheckConstraint(
+                condition=~Q(baseline=models.F("candidate")), name="baseline_is_not_candidate"
+            ),
+            models.CheckConstraint(condition=Q(overlap__gte=1), name="overlap_at_least_one"),
+        ]
+
+    def __str__(self) -> str:
+        return self.name
+
+    @property
+    def accepts_judgments(self) -> bool:
+        return self.status == self.Status.ACTIVE
+
+
+class CampaignItem(models.Model):
+    """An item in a campaign (it has responses from both systems): the unit that gets k slots."""
+
+    campaign = models.ForeignKey(Campaign, on_delete=models.CASCADE, related_name="campaign_items")
+    item = models.ForeignKey("datasets.Item", on_delete=models.CASCADE, related_name="+")
+    baseline_response = models.ForeignKey(
+        "datasets.Response", on_delete=models.CASCADE, related_name="+"
+    )
+    candidate_response = models.ForeignKey(
+        "datasets.Response", on_delete=models.CASCADE, related_name="+"
+    )
+    # Reviewers holding a slot on this item; never above the campaign's overlap (pull mode).
+    slots_taken = models.PositiveSmallIntegerField(default=0)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["campaign", "item"], name="unique_campaign_item")
+        ]
+        indexes = [models.Index(fields=["campaign", "slots_taken"])]
+
+
+class Batch(models.Model):
+    campaign = models.ForeignKey(Campaign, on_delete=models.CASCADE, related_name="batches")
+    number = models.PositiveIntegerField()
+    name = models.CharField(max_length=200, blank=True)
+    due_date = models.DateField(null=True, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["campaign", "number"]
+        constraints = [
+            models.UniqueConstraint(fields=["campaign", "number"], name="unique_batch_number")
+        ]
+
+    def __str__(self) -> str:
+        return self.name or f"Batch {self.number}"
+
+
+class Assignment(models.Model):
+    """One reviewer × one campaign item, with its blind placement and queue position."""
+
+    class Status(models.TextChoices):
+        PENDING = "pending", "Pending"
+        DONE = "done", "Done"
+        SKIPPED = "skipped", "Skipped"
+
+    class Source(models.TextChoices):
+        GRADING = "grading", "Graded in evalsite"
+        IMPORTED = "imported", "Imported"
+
+    token = models.CharField(max_length=32, unique=True, default=new_token, editable=False)
+    campaign = models.ForeignKey(Campaign, on_delete=models.CASCADE, related_name="assignments")
+    batch = models.ForeignKey(
+        Batch, null=True, blank=True, on_delete=models.CASCADE, related_name="assignments"
+    )
+    campaign_item = models.ForeignKey(
+        CampaignItem, on_delete=models.CASCADE, related_name="assignments"
+    )
+    item = models.ForeignKey("datasets.Item", on_delete=models.CASCADE, related_name="+")
+    reviewer = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="assignments"
+    )
+    candidate_left = models.BooleanField()
+    position = models.PositiveIntegerField(default=0)
+    rubric_version = models.PositiveIntegerField(default=1)
+    instructions_version = models.PositiveIntegerField(default=1)
+    status = models.CharField(max_length=10, choices=Status, default=Status.PENDING)
+    source = models.CharField(max_length=10, choices=Source, default=Source.GRADING)
+    skip_reason = models.CharField(max_length=40, blank=True)
+    flagged = models.BooleanField(default=False)
+    flag_note = models.TextField(blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+    completed_at = models.DateTimeField(null=True, blank=True)
+
+    objects = AssignmentQuerySet.as_manager()
+
+    class Meta:
+        ordering = ["reviewer", "position"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["campaign", "item", "reviewer"], name="one_assignment_per_reviewer_item"
+            )
+        ]
+        indexes = [
+            models.Index(fields=["reviewer", "status", "position"]),
+            models.Index(fields=["campaign", "status"]),
+        ]
+
+    def __str__(self) -> str:
+        return self.token
+
+
+class Judgment(models.Model):
+    """A reviewer's verdict, stored de-blinded. Revisions are new rows; one is current."""
+
+    class Preference(models.TextChoices):
+        CANDIDATE = "candidate", "Candidate"
+        BASELINE = "baseline", "Baseline"
+        TIE = "tie", "Tie"
+        BOTH_BAD = "both_bad", "Both bad"
+
+    assignment = models.ForeignKey(Assignment, on_delete=models.CASCADE, related_name="judgments")
+    # Denormalised from the assignment so aggregation and export read one table.
+    campaign = models.ForeignKey(Campaign, on_delete=models.CASCADE, related_name="judgments")
+    item = models.ForeignKey("datasets.Item", on_delete=models.CASCADE, related_name="+")
+    reviewer = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="judgments"
+    )
+    candidate_left = models.BooleanField()
+    preference = models.CharField(max_length=10, choices=Preference)
+    # {"criterion": {"baseline": v, "candidate": v}} per response, {"criterion": {"pair": v}}
+    # per pair, oriented to the candidate.
+    scores = models.JSONField(default=dict, blank=True)
+    rationale = models.TextField(blank=True)
+    started_at = models.DateTimeField(null=True, blank=True)
+    submitted_at = models.DateTimeField()
+    duration_seconds = models.FloatField(null=True, blank=True)
+    revision = models.PositiveIntegerField(default=1)
+    is_current = models.BooleanField(default=True)
+    source = models.CharField(
+        max_length=10, choices=Assignment.Source, default=Assignment.Source.GRADING
+    )
+    # The form's one-time key: a retried or doubled POST carries the same one.
+    submission_key = models.CharField(max_length=64, unique=True)
+
+    class Meta:
+        ordering = ["campaign", "id"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["assignment"],
+                condition=Q(is_current=True),
+                name="one_current_judgment_per_assignment",
+            )
+        ]
+        indexes = [models.Index(fields=["campaign", "is_current"])]
+
+
+class Report(models.Model):
+    """An aggregation run: the UI's source of truth for its status and the figures."""
+
+    class Status(models.TextChoices):
+        QUEUED = "queued", "Queued"
+        RUNNING = "running", "Running"
+        DONE = "done", "Done"
+        FAILED = "failed", "Failed"
+
+    campaign = models.ForeignKey(Campaign, on_delete=models.CASCADE, related_name="reports")
+    status = models.CharField(max_length=10, choices=Status, default=Status.QUEUED)
+    # Identifies the judgments the figures were computed from (count and last id).
+    state_key = models.CharField(max_length=100, blank=True)
+    n_judgments = models.PositiveIntegerField(default=0)
+    result = models.JSONField(null=True, blank=True)
+    error = models.TextField(blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+    started_at = models.DateTimeField(null=True, blank=True)
+    finished_at = models.DateTimeField(null=True, blank=True)
+    seconds = models.FloatField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["-created_at"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["campaign", "state_key"],
+                condition=Q(status="done"),
+                name="one_done_report_per_state",
+            )
+        ]
+
+
+class ExportLog(models.Model):
+    user = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, on_delete=models.SET_NULL)
+    campaign = models.ForeignKey(Campaign, on_delete=models.CASCADE, related_name="exports")
+    kind = models.CharField(max_length=20)
+    filters = models.JSONField(default=dict, blank=True)
+    row_count = models.PositiveIntegerField(default=0)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["-created_at"]
+
+
+class AuditEvent(models.Model):
+    """Who created, changed, reassigned, exported or unblinded what, and when."""
+
+    actor = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, on_delete=models.SET_NULL)
+    verb = models.CharField(max_length=40)
+    campaign = models.ForeignKey(Campaign, null=True, blank=True, on_delete=models.CASCADE)
+    target = models.CharField(max_length=255, blank=True)
+    details = models.JSONField(default=dict, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["-created_at"]
