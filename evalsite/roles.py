@@ -11,6 +11,7 @@ LEAD = "lead"
 ANALYST = "analyst"
 ALL_ROLES = frozenset({REVIEWER, LEAD, ANALYST})
 
+
 def roles_of(user) -> frozenset[str]:
     """The user's roles, read once per request and kept on the user object."""
     if not user.is_authenticated or not user.is_active:
@@ -20,7 +21,9 @@ def roles_of(user) -> frozenset[str]:
         if user.is_staff or user.is_superuser:
             cached = ALL_ROLES
         else:
-            cached = frozenset(user.groups.filter(name__in=ALL_ROLES).values_list("name", flat=True))
+            cached = frozenset(
+                user.groups.filter(name__in=ALL_ROLES).values_list("name", flat=True)
+            )
         user._evalsite_roles = cached
     return cached
 

@@ -118,6 +118,9 @@ class CampaignItem(models.Model):
         ]
         indexes = [models.Index(fields=["campaign", "slots_taken"])]
 
+    def __str__(self) -> str:
+        return f"{self.campaign_id}/{self.item_id}"
+
 
 class Batch(models.Model):
     campaign = models.ForeignKey(Campaign, on_delete=models.CASCADE, related_name="batches")
@@ -234,6 +237,9 @@ class Judgment(models.Model):
         ]
         indexes = [models.Index(fields=["campaign", "is_current"])]
 
+    def __str__(self) -> str:
+        return f"{self.preference} (revision {self.revision})"
+
 
 class Report(models.Model):
     """An aggregation run: the UI's source of truth for its status and the figures."""
@@ -266,6 +272,9 @@ class Report(models.Model):
             )
         ]
 
+    def __str__(self) -> str:
+        return f"Report {self.pk} ({self.status})"
+
 
 class ExportLog(models.Model):
     user = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, on_delete=models.SET_NULL)
@@ -277,6 +286,9 @@ class ExportLog(models.Model):
 
     class Meta:
         ordering = ["-created_at"]
+
+    def __str__(self) -> str:
+        return f"{self.kind} of {self.campaign_id}: {self.row_count} rows"
 
 
 class AuditEvent(models.Model):
@@ -291,3 +303,6 @@ class AuditEvent(models.Model):
 
     class Meta:
         ordering = ["-created_at"]
+
+    def __str__(self) -> str:
+        return f"{self.verb} {self.target}"
