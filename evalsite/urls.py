@@ -8,5 +8,6 @@ urlpatterns = [
     path("accounts/", include("allauth.urls")),
     path("admin/", admin.site.urls),
     path("datasets/", include("datasets.urls")),
+    path("grade/", include("reviews.grading_urls")),
     path("", include("reviews.urls")),
 ]

@@ -15,8 +15,8 @@ import numpy as np
 
 SelectionMode = Literal["all", "sample", "stratified"]
 
-# Separate random streams per purpose, so that selecting with a campaign's seed and then planning with
-# the same seed do not reuse the same random numbers.
+# Separate random streams per purpose, so that selecting with a campaign's seed and then planning
+# with the same seed do not reuse the same random numbers.
 _SELECT, _PLAN, _REASSIGN = 1, 2, 3
 
 
@@ -39,7 +39,7 @@ def select_items(
     key: str | None = None,
     seed: int,
 ) -> list[Hashable]:
-    """Return the chosen item ids in input order: all, a uniform sample of n, or n stratified by `key`.
+    """Return chosen item ids in input order: all, a uniform sample of n, or n stratified by `key`.
 
     Stratified: proportional allocation (largest remainder), at least one per stratum when n allows.
     """
@@ -70,8 +70,10 @@ def select_items(
     if not key_seen:
         raise ValueError(f"unknown metadata key {key!r}: no item has it")
     groups = list(strata.values())
-    chosen = []
-    for group, count in zip(groups, _allocate_strata(n, [len(g) for g in groups], rng), strict=True):
+    chosen: list[int] = []
+    for group, count in zip(
+        groups, _allocate_strata(n, [len(g) for g in groups], rng), strict=True
+    ):
         chosen.extend(group[i] for i in rng.choice(len(group), size=count, replace=False).tolist())
     return [ids[i] for i in sorted(chosen)]
 
@@ -123,12 +125,12 @@ def plan_assignments(
     existing_load: Mapping[Hashable, int] | None = None,
     existing_positions: Mapping[Hashable, int] | None = None,
 ) -> list[PlannedAssignment]:
-    """Give every item k distinct reviewers, balancing load (with `existing_load`) to within one,
-    the candidate's side per reviewer and per item to within one, in seeded shuffled queues.
+    """Give every item k distinct reviewers, loads level to within one (least loaded, counting
+    `existing_load`, first), the candidate's side per reviewer and per item within one of half.
 
-    Items are shuffled and cut into batches of `batch_size` (one batch if None); each batch is spread
-    over all reviewers. Positions run from `existing_positions[reviewer]` (the first free position, 0 if
-    absent), batch by batch, shuffled within a batch. Result is ordered by reviewer, then position.
+    Items are shuffled and cut into batches of `batch_size` (one batch if None); each batch is
+    spread over all reviewers. Positions run from `existing_positions[reviewer]` (the first free
+    position, default 0), batch by batch, shuffled within a batch. Ordered by reviewer, position.
     """
     items, revs = list(item_ids), list(reviewers)
     _check_unique(items, "item id")
@@ -156,8 +158,8 @@ def plan_assignments(
         # A reviewer can see an item once, so no reviewer takes more than m of this batch.
         targets = _water_fill(load, cap=m, total=m * k, rng=rng)
         load += targets
-        # Lay reviewers' quotas end to end as m * k slots and deal slot j to item j mod m: a quota of
-        # at most m consecutive slots never meets an item twice, and every item gets exactly k.
+        # Lay reviewers' quotas end to end as m * k slots and deal slot j to item j mod m: a quota
+        # of at most m consecutive slots never meets an item twice, and every item gets exactly k.
         shuffled = rng.permutation(n_revs)
         rev_parts.append(np.repeat(shuffled, targets[shuffled]))
         item_parts.append(batch[np.arange(m * k) % m])
@@ -166,8 +168,7 @@ def plan_assignments(
     item = np.concatenate(item_parts)
     batch_of = np.concatenate(batch_parts)
 
-    # Reviewers are vertices 0..R-1 and items R..R+M-1 of one bipartite graph.
-    left = _balanced_colouring(rev, item + n_revs, n_revs + n_items, rng)
+    left = _left_sides(rev, item, rng)
 
     # Queue: by batch, random within a batch; positions continue after the existing queue.
     queue = np.lexsort((rng.random(len(rev)), batch_of, rev))
@@ -242,11 +243,11 @@ def _water_fill(load: np.ndarray, *, cap: int, total: int, rng: np.random.Genera
     lo, hi = int(load.min()), int(load.max()) + cap
     while lo < hi:
         mid = (lo + hi + 1) // 2
-        if int(np.clip(mid - load, 0, cap).sum()) <= total:
+        if int(np.minimum(np.maximum(mid - load, 0), cap).sum()) <= total:
             lo = mid
         else:
             hi = mid - 1
-    share = np.clip(lo - load, 0, cap)
+    share = np.minimum(np.maximum(lo - load, 0), cap)
     rest = total - int(share.sum())
     if rest:
         # Fewer units than reviewers sitting at level h with room: a random few of them go one up.
@@ -255,63 +256,48 @@ def _water_fill(load: np.ndarray, *, cap: int, total: int, rng: np.random.Genera
     return share
 
 
-def _balanced_colouring(
-    u: np.ndarray, v: np.ndarray, n_vertices: int, rng: np.random.Generator
-) -> np.ndarray:
-    """Colour the edges (u[i], v[i]) of a bipartite graph so that at every vertex the two colours'
-    counts differ by at most one."""
-    # Join every odd-degree vertex to one extra vertex D; then all degrees are even and each
-    # connected component has an Euler circuit. Colouring a circuit's edges alternately balances every
-    # vertex it passes through: a pass enters and leaves by consecutive edges. A circuit's start is the
-    # only vertex where its first and last edges might share a colour, which happens only on odd
-    # circuits; starting at D makes that harmless, and components without D are bipartite, so even.
-    n_edges = len(u)
-    degree = np.bincount(u, minlength=n_vertices) + np.bincount(v, minlength=n_vertices)
-    odd = np.flatnonzero(degree % 2)
-    extra = n_vertices
-    uu = np.concatenate([u, odd])
-    vv = np.concatenate([v, np.full(len(odd), extra)])
-    n_all = len(uu)
+def _left_sides(reviewer: np.ndarray, item: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+    """Mark edges reviewer[e]–item[e] (no repeats) so that, at every reviewer and every item, marked
+    and unmarked edges differ in number by at most one."""
+    # Pair up the edge ends at every vertex (one is left over at an odd-degree vertex). Pairs chain
+    # the edges into paths and cycles, the pieces of an Euler circuit once odd vertices are joined
+    # by dummy edges. Walking a chain, edges go reviewer->item and item->reviewer alternately (the
+    # graph is bipartite), and at each paired vertex one edge arrives and the next leaves. So
+    # "candidate left" = "walked from reviewer to item" balances every vertex to within its one
+    # unpaired end. What remains is to walk each chain one consistent way: pointer jumping below.
+    n_half = 2 * len(reviewer)
+    half = np.arange(n_half)
+    # Half-edge 2e is edge e's reviewer end, 2e + 1 its item end (items numbered after reviewers).
+    vertex = np.empty(n_half, dtype=np.int64)
+    vertex[0::2] = reviewer
+    vertex[1::2] = item + (int(reviewer.max()) + 1)
+    # Random pairing at every vertex, so the chains (hence the sides) are not predictable.
+    order = rng.permutation(n_half)
+    order = order[np.argsort(vertex[order], kind="stable")]
+    at = vertex[order]
+    first = np.r_[True, at[1:] != at[:-1]]
+    rank = half - np.maximum.accumulate(np.where(first, half, 0))
+    pairs = np.flatnonzero((rank % 2 == 0)[:-1] & (at[1:] == at[:-1]))
+    mate = np.full(n_half, -1)
+    mate[order[pairs]] = order[pairs + 1]
+    mate[order[pairs + 1]] = order[pairs]
 
-    # Adjacency in CSR form, in a random order so the circuits (hence the colours) are unpredictable.
-    ends = np.concatenate([uu, vv])
-    edge_ids = np.concatenate([np.arange(n_all), np.arange(n_all)])
-    shuffle = rng.permutation(len(ends))
-    ends, edge_ids = ends[shuffle], edge_ids[shuffle]
-    by_vertex = np.argsort(ends, kind="stable")
-    adjacency = edge_ids[by_vertex].tolist()
-    bounds = np.searchsorted(ends[by_vertex], np.arange(n_vertices + 2)).tolist()
-    pointer, stop = bounds[:-1], bounds[1:]
-    other = (uu ^ vv).tolist()  # other endpoint of edge e seen from x: other[e] ^ x
-    used = bytearray(n_all)
-    colour = np.zeros(n_all, dtype=bool)
-    flips = rng.integers(0, 2, size=n_vertices + 1).tolist()
-
-    for start in [extra, *range(n_vertices)]:
-        # Hierholzer's algorithm, iterative; edges come out as a closed trail, in reverse.
-        circuit: list[int] = []
-        stack, via = [start], [-1]
-        while stack:
-            x = stack[-1]
-            p, end = pointer[x], stop[x]
-            while p < end and used[adjacency[p]]:
-                p += 1
-            if p == end:
-                pointer[x] = p
-                stack.pop()
-                e = via.pop()
-                if e >= 0:
-                    circuit.append(e)
-            else:
-                e = adjacency[p]
-                pointer[x] = p + 1
-                used[e] = 1
-                stack.append(other[e] ^ x)
-                via.append(e)
-        if circuit:
-            # Which colour means "left" is a coin flip per component, so patterns are not predictable.
-            colour[circuit] = (np.arange(len(circuit)) & 1).astype(bool) ^ bool(flips[start])
-    return colour[:n_edges]
+    # Entering an edge by half-edge h, one leaves by h ^ 1 and enters the next edge by its mate.
+    # Each chain is walked twice over, once per direction, by mirrored half-edges (h and h ^ 1).
+    succ = mate[half ^ 1]
+    jump = np.where(succ < 0, half, succ)  # a path's last half-edge loops on itself
+    low = half.copy()
+    for _ in range(max(1, (n_half - 1).bit_length())):
+        low = np.minimum(low, low[jump])
+        jump = jump[jump]
+    # Name each directed chain by its last half-edge (paths) or its smallest one (cycles); the two
+    # directions get different names, and the smaller name picks the direction that is walked.
+    name = np.where(succ[jump] < 0, jump, low)
+    walked = name < name[half ^ 1]
+    left = walked[0::2]
+    chain = np.where(left, name[0::2], name[1::2])
+    # Which way round a chain shows the candidate is a coin flip per chain.
+    return left ^ rng.integers(0, 2, size=n_half).astype(bool)[chain]
 
 
 def _rng(seed: int, purpose: int) -> np.random.Generator:

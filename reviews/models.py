@@ -51,6 +51,8 @@ class Campaign(models.Model):
 
     name = models.CharField(max_length=200)
     slug = models.SlugField(max_length=200, unique=True)
+    # How reviewers' URLs name the campaign: the slug may carry the systems' names.
+    public_id = models.CharField(max_length=32, unique=True, default=new_token, editable=False)
     dataset = models.ForeignKey("datasets.Dataset", on_delete=models.PROTECT, related_name="+")
     baseline = models.ForeignKey("datasets.System", on_delete=models.PROTECT, related_name="+")
     candidate = models.ForeignKey("datasets.System", on_delete=models.PROTECT, related_name="+")

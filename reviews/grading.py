@@ -1,0 +1,317 @@
+"""Grading: what a reviewer is shown (blind) and how their judgment is stored (de-blinded).
+
+The side-to-system mapping never leaves this module towards a template: views receive the
+texts for "Response 1" (left) and "Response 2" (right) and an opaque assignment token.
+"""
+
+import secrets
+import time
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+from django.core import signing
+from django.core.exceptions import ValidationError
+from django.db import IntegrityError, transaction
+from django.db.models import F
+from django.utils import timezone
+from django.utils.safestring import SafeString
+
+from datasets.markdown import render_markdown
+
+from .masking import mask_text, system_name_pattern
+from .models import Assignment, Campaign, Judgment
+
+LEFT, RIGHT = "1", "2"
+PREFERENCE_CHOICES = [
+    (LEFT, "Response 1 is better"),
+    (RIGHT, "Response 2 is better"),
+    ("tie", "About the same"),
+    ("both_bad", "Both are bad"),
+]
+SKIP_REASONS = [
+    ("broken", "The item is broken (empty, garbled or cut off)"),
+    ("pii", "It contains personal data"),
+    ("cannot_judge", "I cannot judge this one"),
+]
+_TICKET_SALT = "evalsite.grading.ticket"
+# A form older than this is still accepted; the duration is capped instead.
+MAX_COUNTED_SECONDS = 60 * 60
+
+
+@dataclass(frozen=True)
+class BlindPair:
+    """Everything a reviewer sees of one item, masked and rendered; no system identity."""
+
+    prompt: SafeString
+    context: SafeString
+    reference: SafeString
+    left: SafeString
+    right: SafeString
+
+
+def mask_patterns(campaign: Campaign) -> list[str]:
+    """The campaign's patterns plus the two systems' names, whatever the lead configured."""
+    names = [
+        system_name_pattern(campaign.baseline.name),
+        system_name_pattern(campaign.candidate.name),
+    ]
+    return list(dict.fromkeys([*names, *campaign.mask_patterns]))
+
+
+def masked(text: str, campaign: Campaign) -> str:
+    return mask_text(text, mask_patterns(campaign))
+
+
+def blind_pair(assignment: Assignment) -> BlindPair:
+    campaign = assignment.campaign
+    patterns = mask_patterns(campaign)
+    item = assignment.item
+    baseline = assignment.campaign_item.baseline_response.text
+    candidate = assignment.campaign_item.candidate_response.text
+    left, right = (candidate, baseline) if assignment.candidate_left else (baseline, candidate)
+
+    def show(text: str) -> SafeString:
+        return render_markdown(mask_text(text, patterns))
+
+    return BlindPair(
+        prompt=show(item.prompt),
+        context=show(item.context) if item.context else SafeString(""),
+        reference=show(item.reference) if item.reference else SafeString(""),
+        left=show(left),
+        right=show(right),
+    )
+
+
+def issue_ticket(assignment: Assignment, *, base_revision: int) -> str:
+    """A signed one-time ticket for the form: when it was shown, its submission key, and the
+    revision it revises. A retried POST carries the same key, so it cannot be stored twice."""
+    return signing.dumps(
+        {
+            "a": assignment.token,
+            "t": time.time(),
+            "k": secrets.token_urlsafe(18),
+            "r": base_revision,
+        },
+        salt=_TICKET_SALT,
+    )
+
+
+@dataclass(frozen=True)
+class Ticket:
+    submission_key: str
+    shown_at: datetime
+    base_revision: int
+
+
+def read_ticket(value: str, assignment: Assignment) -> Ticket:
+    try:
+        data = signing.loads(value, salt=_TICKET_SALT)
+    except signing.BadSignature as exc:
+        raise ValidationError(
+            "This form was damaged or is not from evalsite; reload the page."
+        ) from exc
+    if data.get("a") != assignment.token:
+        raise ValidationError("This form belongs to another item; reload the page.")
+    return Ticket(
+        submission_key=data["k"],
+        shown_at=datetime.fromtimestamp(data["t"], tz=UTC),
+        base_revision=int(data["r"]),
+    )
+
+
+def current_judgment(assignment: Assignment) -> Judgment | None:
+    return assignment.judgments.filter(is_current=True).first()
+
+
+def deblind_preference(choice: str, *, candidate_left: bool) -> str:
+    """Map the reviewer's "1" / "2" / tie / both_bad to baseline / candidate / tie / both_bad."""
+    if choice in (LEFT, RIGHT):
+        chose_left = choice == LEFT
+        return (
+            Judgment.Preference.CANDIDATE
+            if chose_left == candidate_left
+            else Judgment.Preference.BASELINE
+        )
+    return choice
+
+
+def blind_preference(preference: str, *, candidate_left: bool) -> str:
+    if preference in (Judgment.Preference.CANDIDATE, Judgment.Preference.BASELINE):
+        on_left = (preference == Judgment.Preference.CANDIDATE) == candidate_left
+        return LEFT if on_left else RIGHT
+    return preference
+
+
+def deblind_scores(
+    values: dict[str, dict[str, Any]], criteria: list[dict], *, candidate_left: bool
+) -> dict[str, dict[str, Any]]:
+    """Sides "1"/"2" become baseline/candidate; a per-pair scale shown as 1 = "Response 1 much
+    better" … max = "Response 2 much better" is stored oriented to the candidate."""
+    stored: dict[str, dict[str, Any]] = {}
+    for criterion in criteria:
+        given = values.get(criterion["name"]) or {}
+        if criterion.get("per") == "pair":
+            value = given.get("pair")
+            if value is None:
+                continue
+            if candidate_left:
+                value = criterion["min"] + criterion["max"] - value
+            stored[criterion["name"]] = {"pair": value}
+            continue
+        by_side = {}
+        for side, target in ((LEFT, candidate_left), (RIGHT, not candidate_left)):
+            if given.get(side) is not None:
+                by_side["candidate" if target else "baseline"] = given[side]
+        if by_side:
+            stored[criterion["name"]] = by_side
+    return stored
+
+
+def blind_scores(
+    stored: dict[str, dict[str, Any]], criteria: list[dict], *, candidate_left: bool
+) -> dict[str, dict[str, Any]]:
+    """The inverse of ``deblind_scores``, to pre-fill a revision form."""
+    shown: dict[str, dict[str, Any]] = {}
+    for criterion in criteria:
+        value = stored.get(criterion["name"]) or {}
+        if criterion.get("per") == "pair":
+            if value.get("pair") is not None:
+                v = value["pair"]
+                shown[criterion["name"]] = {
+                    "pair": criterion["min"] + criterion["max"] - v if candidate_left else v
+                }
+            continue
+        left_key, right_key = (
+            ("candidate", "baseline") if candidate_left else ("baseline", "candidate")
+        )
+        shown[criterion["name"]] = {LEFT: value.get(left_key), RIGHT: value.get(right_key)}
+    return shown
+
+
+@dataclass(frozen=True)
+class SubmitResult:
+    judgment: Judgment
+    created: bool
+    notice: str = ""
+
+
+class StaleForm(ValidationError):
+    """The item changed since this form was shown (another tab or window submitted it)."""
+
+
+def submit_judgment(
+    *,
+    assignment: Assignment,
+    ticket: Ticket,
+    preference: str,
+    scores: dict[str, dict[str, Any]],
+    rationale: str = "",
+    active_seconds: float | None = None,
+) -> SubmitResult:
+    """Store the reviewer's judgment de-blinded, exactly once per ticket.
+
+    A resubmitted ticket returns the judgment it already stored. A ticket issued before another
+    submission of the same item raises StaleForm. A closed campaign refuses (ValidationError);
+    a paused one keeps what was already on its way, so nothing a reviewer did is lost.
+    """
+    existing = Judgment.objects.filter(submission_key=ticket.submission_key).first()
+    if existing is not None:
+        return SubmitResult(existing, created=False, notice="This answer was already saved.")
+    campaign = assignment.campaign
+    if campaign.status in (Campaign.Status.CLOSED, Campaign.Status.DRAFT):
+        raise ValidationError(
+            "This campaign is closed and no longer accepts judgments; nothing was saved.",
+            code=campaign.status,
+        )
+    now = timezone.now()
+    elapsed = max(0.0, (now - ticket.shown_at).total_seconds())
+    duration = min(elapsed, active_seconds) if active_seconds is not None else elapsed
+    criteria = campaign.rubric.criteria
+    try:
+        with transaction.atomic():
+            locked = Assignment.objects.select_for_update().get(pk=assignment.pk)
+            current = locked.judgments.filter(is_current=True).only("pk", "revision").first()
+            current_revision = current.revision if current else 0
+            if ticket.base_revision != current_revision:
+                raise StaleForm(
+                    "This item was already submitted from another tab or window; that answer "
+                    "is kept and this one was not saved.",
+                    code="stale",
+                )
+            if current is not None:
+                Judgment.objects.filter(pk=current.pk).update(is_current=False)
+            judgment = Judgment.objects.create(
+                assignment=locked,
+                campaign_id=locked.campaign_id,
+                item_id=locked.item_id,
+                reviewer_id=locked.reviewer_id,
+                candidate_left=locked.candidate_left,
+                preference=deblind_preference(preference, candidate_left=locked.candidate_left),
+                scores=deblind_scores(scores, criteria, candidate_left=locked.candidate_left),
+                rationale=rationale,
+                started_at=ticket.shown_at,
+                submitted_at=now,
+                duration_seconds=round(min(duration, MAX_COUNTED_SECONDS), 3),
+                revision=current_revision + 1,
+                submission_key=ticket.submission_key,
+            )
+            Assignment.objects.filter(pk=locked.pk).update(
+                status=Assignment.Status.DONE, completed_at=now, skip_reason=""
+            )
+            Campaign.objects.filter(pk=campaign.pk).update(
+                judgments_since_report=F("judgments_since_report") + 1
+            )
+    except IntegrityError:
+        # A doubled request raced this one past the checks above: the unique submission key or
+        # the one-current-judgment constraint kept the second row out.
+        again = Judgment.objects.filter(submission_key=ticket.submission_key).first()
+        if again is not None:
+            return SubmitResult(again, created=False, notice="This answer was already saved.")
+        raise StaleForm(
+            "This item was just submitted from another tab or window; that answer is kept.",
+            code="stale",
+        ) from None
+    assignment.status = Assignment.Status.DONE
+    notice = ""
+    if campaign.status == Campaign.Status.PAUSED:
+        notice = (
+            "Saved. The campaign has been paused by the evaluation lead, "
+            "so no new items are served."
+        )
+    after_judgment_saved(campaign)
+    return SubmitResult(judgment, created=True, notice=notice)
+
+
+def after_judgment_saved(campaign: Campaign) -> None:
+    """Queue a re-aggregation every AGGREGATE_EVERY_N_JUDGMENTS judgments (after commit; a broker
+    outage leaves the counter high, so the next judgment or the nightly run tries again)."""
+    from django.conf import settings
+
+    from evalsite.queue import enqueue_on_commit
+
+    try:
+        from . import tasks
+    except ImportError:  # the aggregation task is not installed in this build
+        return
+    claimed = Campaign.objects.filter(
+        pk=campaign.pk, judgments_since_report__gte=settings.AGGREGATE_EVERY_N_JUDGMENTS
+    ).update(judgments_since_report=0)
+    if claimed:
+        enqueue_on_commit(tasks.aggregate_campaign, campaign.pk)
+
+
+def skip_assignment(*, assignment: Assignment, reason: str) -> bool:
+    """Mark a pending item skipped with a reason; False when it was no longer pending."""
+    if reason not in dict(SKIP_REASONS):
+        raise ValidationError(f"Unknown skip reason {reason!r}.")
+    return bool(
+        Assignment.objects.filter(pk=assignment.pk, status=Assignment.Status.PENDING).update(
+            status=Assignment.Status.SKIPPED, skip_reason=reason, completed_at=timezone.now()
+        )
+    )
+
+
+def flag_assignment(*, assignment: Assignment, note: str) -> None:
+    """Flag the item for the lead (it stays in the reviewer's queue)."""
+    Assignment.objects.filter(pk=assignment.pk).update(flagged=True, flag_note=note[:2000])

@@ -1,0 +1,174 @@
+"""Read shapes for the reviewer's pages, each a fixed number of queries whatever the size."""
+
+from dataclasses import dataclass
+from datetime import date
+
+from django.db.models import Count, OuterRef, Q, Subquery
+from django.utils import timezone
+
+from datasets.markdown import render_markdown
+
+from . import grading
+from .grading_forms import JudgmentForm
+from .models import Assignment, Campaign
+
+RECENT_DONE = 10
+
+
+@dataclass
+class QueueRow:
+    campaign_name: str
+    instructions: str
+    public_id: str
+    status: str
+    batch_name: str
+    due_date: date | None
+    total: int
+    done: int
+    skipped: int
+    next_token: str | None
+    pull: bool
+
+    @property
+    def finished(self) -> int:
+        return self.done + self.skipped
+
+    @property
+    def overdue(self) -> bool:
+        return bool(
+            self.due_date and self.due_date < timezone.localdate() and self.finished < self.total
+        )
+
+
+def queue_rows(user) -> list[QueueRow]:
+    """The reviewer's campaigns × batches with progress (three queries)."""
+    counts = list(
+        Assignment.objects.filter(reviewer=user)
+        .values("campaign_id", "batch__name", "batch__number", "batch__due_date")
+        .annotate(
+            total=Count("id"),
+            done=Count("id", filter=Q(status=Assignment.Status.DONE)),
+            skipped=Count("id", filter=Q(status=Assignment.Status.SKIPPED)),
+        )
+        .order_by("campaign_id", "batch__number")
+    )
+    next_pending = (
+        Assignment.objects.filter(
+            campaign=OuterRef("pk"), reviewer=user, status=Assignment.Status.PENDING
+        )
+        .order_by("position", "pk")
+        .values("token")[:1]
+    )
+    campaigns = {
+        c.pk: c
+        for c in Campaign.objects.filter(
+            Q(pk__in={row["campaign_id"] for row in counts})
+            | Q(roster=user, mode=Campaign.Mode.PULL)
+        )
+        .exclude(status=Campaign.Status.DRAFT)
+        .select_related("baseline", "candidate")
+        .annotate(next_token=Subquery(next_pending))
+        .distinct()
+    }
+    rows = []
+    seen = set()
+    for row in counts:
+        campaign = campaigns.get(row["campaign_id"])
+        if campaign is None:
+            continue
+        seen.add(campaign.pk)
+        rows.append(_row(campaign, row))
+    # Pull-mode campaigns where the reviewer has claimed nothing yet.
+    empty = {"total": 0, "done": 0, "skipped": 0}
+    rows.extend(_row(c, empty) for c in campaigns.values() if c.pk not in seen)
+    return rows
+
+
+def _row(campaign: Campaign, counts: dict) -> QueueRow:
+    return QueueRow(
+        campaign_name=grading.masked(campaign.name, campaign),
+        instructions=render_markdown(grading.masked(campaign.instructions, campaign)),
+        public_id=campaign.public_id,
+        status=campaign.get_status_display(),
+        batch_name=counts.get("batch__name")
+        or (
+            f"Batch {counts['batch__number']}"
+            if counts.get("batch__number")
+            else "Items you pulled"
+        ),
+        due_date=counts.get("batch__due_date"),
+        total=counts["total"],
+        done=counts["done"],
+        skipped=counts["skipped"],
+        next_token=campaign.next_token,
+        pull=campaign.mode == Campaign.Mode.PULL and campaign.status == Campaign.Status.ACTIVE,
+    )
+
+
+def load_assignment(assignment: Assignment) -> Assignment:
+    """The assignment with everything the grading page reads, in one query."""
+    return Assignment.objects.select_related(
+        "campaign__baseline",
+        "campaign__candidate",
+        "campaign__rubric",
+        "batch",
+        "item",
+        "campaign_item__baseline_response",
+        "campaign_item__candidate_response",
+    ).get(pk=assignment.pk)
+
+
+def grading_context(assignment: Assignment, *, form: JudgmentForm | None = None) -> dict:
+    """Everything the grading page shows: blind texts, the form, progress and recent items."""
+    assignment = load_assignment(assignment)
+    campaign = assignment.campaign
+    current = grading.current_judgment(assignment)
+    if form is None:
+        initial = {
+            "ticket": grading.issue_ticket(
+                assignment, base_revision=current.revision if current else 0
+            )
+        }
+        if current is not None:
+            initial["preference"] = grading.blind_preference(
+                current.preference, candidate_left=assignment.candidate_left
+            )
+            initial["rationale"] = current.rationale
+            for name, sides in grading.blind_scores(
+                current.scores, campaign.rubric.criteria, candidate_left=assignment.candidate_left
+            ).items():
+                initial.update({f"{name}__{side}": v for side, v in sides.items() if v is not None})
+        form = JudgmentForm(
+            initial=initial,
+            criteria=campaign.rubric.criteria,
+            require_rationale=campaign.require_rationale,
+        )
+    mine = Assignment.objects.filter(campaign_id=campaign.pk, reviewer_id=assignment.reviewer_id)
+    progress = mine.aggregate(
+        total=Count("id"), finished=Count("id", filter=~Q(status=Assignment.Status.PENDING))
+    )
+    recent = list(
+        mine.filter(status=Assignment.Status.DONE)
+        .exclude(pk=assignment.pk)
+        .order_by("-completed_at")
+        .values("token", "item__external_id")[:RECENT_DONE]
+    )
+    return {
+        "assignment": assignment,
+        "token": assignment.token,
+        "campaign_name": grading.masked(campaign.name, campaign),
+        "instructions": render_markdown(grading.masked(campaign.instructions, campaign)),
+        "notice": _notice(campaign),
+        "pair": grading.blind_pair(assignment),
+        "form": form,
+        "revising": current is not None,
+        "progress": progress,
+        "recent": recent,
+        "skip_reasons": grading.SKIP_REASONS,
+    }
+
+
+def _notice(campaign: Campaign) -> str:
+    from .services import reviewer_notice
+
+    return reviewer_notice(campaign) or ""

@@ -1,0 +1,200 @@
+"""The product's promise: nothing a reviewer can fetch reveals which system wrote what."""
+
+import itertools
+import math
+import re
+from collections import Counter
+from os.path import commonpath
+
+import pytest
+from django.urls import reverse
+
+from datasets.models import Response, System
+from reviews.masking import default_mask_patterns
+from reviews.models import Assignment
+from tests.factories import AssignmentFactory, CampaignFactory, CampaignItemFactory
+
+pytestmark = pytest.mark.django_db
+
+BASELINE, CANDIDATE = "orbit-gpt-4-0613", "orbit-gpt-4o-2024"
+LEAKY = (
+    "Certainly! As an AI language model developed by OpenAI, I can help. "
+    f"I am {CANDIDATE} and my colleague {BASELINE} agrees."
+)
+
+
+@pytest.fixture
+def blind_world(reviewer):
+    baseline = System.objects.create(pk=7_770_001, name=BASELINE)
+    candidate = System.objects.create(pk=7_770_002, name=CANDIDATE)
+    campaign = CampaignFactory(
+        name=f"{BASELINE} vs {CANDIDATE}",
+        baseline=baseline,
+        candidate=candidate,
+        instructions=f"Compare answers (the new one is {CANDIDATE}).",
+        mask_patterns=[*default_mask_patterns([BASELINE, CANDIDATE]), r"\bOrbitCorp\b"],
+    )
+    assignments = []
+    for n in range(12):
+        ci = CampaignItemFactory.build(campaign=campaign)
+        ci.item.dataset = campaign.dataset
+        ci.item.save()
+        base = Response.objects.create(
+            pk=8_880_000 + 2 * n,
+            item=ci.item,
+            system=baseline,
+            text=f"First answer {n}. OrbitCorp says hi. {LEAKY}",
+        )
+        cand = Response.objects.create(
+            pk=8_880_001 + 2 * n, item=ci.item, system=candidate, text=f"Second answer {n}. {LEAKY}"
+        )
+        ci.baseline_response, ci.candidate_response = base, cand
+        ci.save()
+        assignments.append(
+            AssignmentFactory(
+                campaign_item=ci, reviewer=reviewer, position=n, candidate_left=n % 2 == 0
+            )
+        )
+    return campaign, assignments
+
+
+FORBIDDEN_WORDS = [
+    "candidate",
+    "baseline",
+    "candidate_left",
+    "flip",
+    "system",
+    BASELINE,
+    CANDIDATE,
+    "OpenAI",
+    "OrbitCorp",
+    "developed by",
+]
+
+
+def assert_blind(response, campaign):
+    text = response.content.decode()
+    headers = " ".join(f"{k}: {v}" for k, v in response.headers.items())
+    for haystack, where in ((text, "body"), (headers, "headers")):
+        lowered = haystack.lower()
+        for word in FORBIDDEN_WORDS:
+            assert word.lower() not in lowered, f"{word!r} leaked in the {where}"
+        for pk in [
+            campaign.baseline_id,
+            campaign.candidate_id,
+            *Response.objects.values_list("pk", flat=True),
+        ]:
+            assert not re.search(rf"(?<!\d){pk}(?!\d)", haystack), f"id {pk} leaked in the {where}"
+
+
+def ticket_of(html):
+    return re.search(r'name="ticket" value="([^"]+)"', html).group(1)
+
+
+def test_every_page_and_fragment_a_reviewer_fetches_is_blind(client_for, reviewer, blind_world):
+    campaign, assignments = blind_world
+    client = client_for(reviewer)
+    hx = {"HX-Request": "true"}
+    queue = client.get(reverse("reviews:queue"))
+    assert_blind(queue, campaign)
+    start = client.get(reverse("grading:start", args=[campaign.public_id]))
+    assert_blind(start, campaign)
+    for a in assignments[:6]:
+        page = client.get(reverse("grading:grade", args=[a.token]))
+        assert "Response 1" in page.text
+        assert_blind(page, campaign)
+        assert_blind(client.get(reverse("grading:grade", args=[a.token]), headers=hx), campaign)
+        submitted = client.post(
+            reverse("grading:submit", args=[a.token]),
+            {
+                "ticket": ticket_of(page.text),
+                "preference": "1",
+                "correctness__1": "4",
+                "correctness__2": "3",
+                "refusal_ok__1": "1",
+                "refusal_ok__2": "1",
+                "overall__pair": "3",
+            },
+            headers=hx,
+        )
+        assert_blind(submitted, campaign)
+        assert submitted.headers["HX-Push-Url"].startswith("/grade/")
+    revision = client.get(reverse("grading:grade", args=[assignments[0].token]))
+    assert_blind(revision, campaign)
+    assert_blind(
+        client.post(
+            reverse("grading:skip", args=[assignments[7].token]), {"reason": "broken"}, headers=hx
+        ),
+        campaign,
+    )
+    assert_blind(
+        client.post(
+            reverse("grading:flag", args=[assignments[8].token]), {"note": "odd"}, headers=hx
+        ),
+        campaign,
+    )
+    assert_blind(
+        client.get(
+            reverse("grading:grade", args=[assignments[9].token]),
+            headers={**hx, "HX-History-Restore-Request": "true"},
+        ),
+        campaign,
+    )
+
+
+def test_urls_a_reviewer_sees_carry_only_opaque_tokens(client_for, reviewer, blind_world):
+    campaign, assignments = blind_world
+    html = client_for(reviewer).get(reverse("grading:grade", args=[assignments[0].token])).text
+    for url in re.findall(r'(?:href|hx-get|hx-post|action)="([^"]+)"', html):
+        assert not re.search(r"/\d+/", url), f"a sequential id in {url}"
+        assert campaign.slug not in url
+
+
+def test_tokens_are_random_and_not_sequential(reviewer, blind_world):
+    _, assignments = blind_world
+    tokens = [a.token for a in assignments]
+    assert len(set(tokens)) == len(tokens)
+    assert all(len(t) >= 22 for t in tokens)  # 128 bits in URL-safe base64
+    # No shared prefix beyond chance, and characters spread over the alphabet.
+    common = max(len(commonpath([a, b])) for a, b in itertools.pairwise(tokens))
+    assert common <= 2
+    counts = Counter("".join(tokens))
+    entropy = -sum(
+        c / sum(counts.values()) * math.log2(c / sum(counts.values())) for c in counts.values()
+    )
+    assert entropy > 5.0
+
+
+def test_a_reviewer_cannot_open_someone_elses_assignment(client_for, other_reviewer, blind_world):
+    _, assignments = blind_world
+    client = client_for(other_reviewer)
+    token = assignments[0].token
+    assert client.get(reverse("grading:grade", args=[token])).status_code == 404
+    assert client.post(reverse("grading:submit", args=[token]), {}).status_code == 404
+    assert client.post(reverse("grading:skip", args=[token]), {"reason": "pii"}).status_code == 404
+    assert client.post(reverse("grading:flag", args=[token]), {"note": "x"}).status_code == 404
+    assert Assignment.objects.get(token=token).status == "pending"
+
+
+def test_left_right_placement_is_balanced_per_reviewer_through_the_assign_service(
+    lead, reviewer, other_reviewer
+):
+    from reviews import services
+
+    campaign = CampaignFactory(overlap=2)
+    for _ in range(21):
+        CampaignItemFactory(campaign=campaign)
+    services.create_batches_and_assign(
+        campaign=campaign, reviewers=[reviewer, other_reviewer], batch_size=10, actor=lead
+    )
+    for user in (reviewer, other_reviewer):
+        sides = list(
+            Assignment.objects.filter(reviewer=user).values_list("candidate_left", flat=True)
+        )
+        assert len(sides) == 21
+        assert abs(sum(sides) - len(sides) / 2) <= 1
+    per_item = Counter(
+        Assignment.objects.filter(candidate_left=True).values_list("item_id", flat=True)
+    )
+    assert all(v == 1 for v in per_item.values())
+    assert len(per_item) == 21
