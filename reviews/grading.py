@@ -4,6 +4,7 @@ The side-to-system mapping never leaves this module towards a template: views re
 texts for "Response 1" (left) and "Response 2" (right) and an opaque assignment token.
 """
 
+import re
 import secrets
 import time
 from dataclasses import dataclass
@@ -39,6 +40,15 @@ _TICKET_SALT = "evalsite.grading.ticket"
 MAX_COUNTED_SECONDS = 60 * 60
 
 
+# Zero-width and bidirectional-control characters: they can reorder what a reviewer reads
+# ("Pay \u202eexe.txt") or split a system's name so that masking misses it ("Open\u200bAI").
+_INVISIBLE = re.compile("[\u200b-\u200f\u202a-\u202e\u2060-\u2064\u2066-\u2069\ufeff]")
+
+
+def strip_invisible(text: str) -> str:
+    return _INVISIBLE.sub("", text)
+
+
 @dataclass(frozen=True)
 class BlindPair:
     """Everything a reviewer sees of one item, masked and rendered; no system identity."""
@@ -60,7 +70,7 @@ def mask_patterns(campaign: Campaign) -> list[str]:
 
 
 def masked(text: str, campaign: Campaign) -> str:
-    return mask_text(text, mask_patterns(campaign))
+    return mask_text(strip_invisible(text), mask_patterns(campaign))
 
 
 def blind_pair(assignment: Assignment) -> BlindPair:
@@ -72,7 +82,7 @@ def blind_pair(assignment: Assignment) -> BlindPair:
     left, right = (candidate, baseline) if assignment.candidate_left else (baseline, candidate)
 
     def show(text: str) -> SafeString:
-        return render_markdown(mask_text(text, patterns))
+        return render_markdown(mask_text(strip_invisible(text), patterns))
 
     return BlindPair(
         prompt=show(item.prompt),
