@@ -9,5 +9,7 @@ urlpatterns = [
     path("admin/", admin.site.urls),
     path("datasets/", include("datasets.urls")),
     path("grade/", include("reviews.grading_urls")),
+    path("exports/", include("reviews.export_urls")),
+    path("reports/", include("reviews.report_urls")),
     path("", include("reviews.urls")),
 ]

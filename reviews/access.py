@@ -1,7 +1,7 @@
 """Every reviews object a user reaches goes through here. Out of scope: 404; wrong role: 403."""
 
 from django.contrib.auth import get_user_model
-from django.db.models import Exists, OuterRef
+from django.db.models import Exists, OuterRef, Q
 from django.shortcuts import get_object_or_404
 
 from evalsite.roles import ANALYST, LEAD, REVIEWER, has_role
@@ -29,20 +29,29 @@ def campaign_for_reports(user, slug: str) -> Campaign:
 
 
 def assignment_for_reviewer(user, token: str) -> Assignment:
-    """The reviewer's own assignment by its opaque token; anyone else's is a 404."""
-    return get_object_or_404(
-        Assignment.objects.select_related("campaign", "campaign_item", "item", "batch"),
-        token=token,
-        reviewer=user,
+    """The reviewer's own assignment by its opaque token; anyone else's is a 404.
+
+    Two small queries rather than one ten-table join: PostgreSQL spends ~10 ms planning the
+    latter (measured), longer than running both of these.
+    """
+    assignment = get_object_or_404(
+        Assignment.objects.select_related("campaign_item", "item"), token=token, reviewer=user
     )
+    assignment.campaign = Campaign.objects.select_related("baseline", "candidate", "rubric").get(
+        pk=assignment.campaign_id
+    )
+    return assignment
 
 
-def campaign_for_roster_member(user, slug: str) -> Campaign:
-    """A campaign the reviewer is on the roster of, or has work in; anyone else gets a 404."""
+def campaign_for_reviewer(user, public_id: str) -> Campaign:
+    """A campaign the reviewer works on (assigned items, or on a pull campaign's roster), by its
+    public id (never the slug, which may name the systems); anyone else gets a 404."""
     on_roster = Campaign.roster.through.objects.filter(campaign=OuterRef("pk"), user=user)
     has_work = Assignment.objects.filter(campaign=OuterRef("pk"), reviewer=user)
-    in_scope = Campaign.objects.filter(Exists(on_roster) | Exists(has_work))
-    return get_object_or_404(in_scope.select_related("rubric"), slug=slug)
+    in_scope = Campaign.objects.filter(
+        Exists(has_work) | (Exists(on_roster) & Q(mode=Campaign.Mode.PULL))
+    )
+    return get_object_or_404(in_scope.select_related("rubric"), public_id=public_id)
 
 
 def rubrics_for_lead(user):
@@ -60,16 +69,4 @@ def reviewers_for_lead(user):
         .objects.filter(is_active=True, groups__name=REVIEWER)
         .order_by("email", "username")
         .distinct()
-    )
-
-
-def campaign_for_reviewer(user, public_id: str) -> Campaign:
-    """A campaign the reviewer works on (assigned items, or on a pull campaign's roster)."""
-    from django.db.models import Q
-
-    return get_object_or_404(
-        Campaign.objects.filter(
-            Q(assignments__reviewer=user) | Q(roster=user, mode=Campaign.Mode.PULL)
-        ).distinct(),
-        public_id=public_id,
     )

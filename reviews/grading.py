@@ -7,6 +7,7 @@ texts for "Response 1" (left) and "Response 2" (right) and an opaque assignment 
 import re
 import secrets
 import time
+from collections import Counter
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
@@ -19,9 +20,11 @@ from django.utils import timezone
 from django.utils.safestring import SafeString
 
 from datasets.markdown import render_markdown
+from datasets.models import Response
 
 from .masking import mask_text, system_name_pattern
 from .models import Assignment, Campaign, Judgment
+from .services import add_slots
 
 LEFT, RIGHT = "1", "2"
 PREFERENCE_CHOICES = [
@@ -77,8 +80,13 @@ def blind_pair(assignment: Assignment) -> BlindPair:
     campaign = assignment.campaign
     patterns = mask_patterns(campaign)
     item = assignment.item
-    baseline = assignment.campaign_item.baseline_response.text
-    candidate = assignment.campaign_item.candidate_response.text
+    ci = assignment.campaign_item
+    texts = dict(
+        Response.objects.filter(
+            pk__in=[ci.baseline_response_id, ci.candidate_response_id]
+        ).values_list("pk", "text")
+    )
+    baseline, candidate = texts[ci.baseline_response_id], texts[ci.candidate_response_id]
     left, right = (candidate, baseline) if assignment.candidate_left else (baseline, candidate)
 
     def show(text: str) -> SafeString:
@@ -312,14 +320,20 @@ def after_judgment_saved(campaign: Campaign) -> None:
 
 
 def skip_assignment(*, assignment: Assignment, reason: str) -> bool:
-    """Mark a pending item skipped with a reason; False when it was no longer pending."""
+    """Mark a pending item skipped with a reason; False when it was no longer pending.
+
+    In a pull campaign the slot goes back, so another reviewer can pull the item and it still
+    reaches k judgments (the skipping reviewer cannot pull it again: one assignment each).
+    """
     if reason not in dict(SKIP_REASONS):
         raise ValidationError(f"Unknown skip reason {reason!r}.")
-    return bool(
-        Assignment.objects.filter(pk=assignment.pk, status=Assignment.Status.PENDING).update(
-            status=Assignment.Status.SKIPPED, skip_reason=reason, completed_at=timezone.now()
-        )
-    )
+    with transaction.atomic():
+        skipped = Assignment.objects.filter(
+            pk=assignment.pk, status=Assignment.Status.PENDING
+        ).update(status=Assignment.Status.SKIPPED, skip_reason=reason, completed_at=timezone.now())
+        if skipped and assignment.campaign.mode == Campaign.Mode.PULL:
+            add_slots(Counter({assignment.campaign_item_id: -1}))
+    return bool(skipped)
 
 
 def flag_assignment(*, assignment: Assignment, note: str) -> None:

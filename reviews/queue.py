@@ -105,22 +105,19 @@ def _row(campaign: Campaign, counts: dict) -> QueueRow:
     )
 
 
-def load_assignment(assignment: Assignment) -> Assignment:
-    """The assignment with everything the grading page reads, in one query."""
-    return Assignment.objects.select_related(
-        "campaign__baseline",
-        "campaign__candidate",
-        "campaign__rubric",
-        "batch",
-        "item",
-        "campaign_item__baseline_response",
-        "campaign_item__candidate_response",
-    ).get(pk=assignment.pk)
+def with_campaign(assignment: Assignment) -> Assignment:
+    """Make sure the assignment carries its campaign with systems and rubric (one query)."""
+    campaign = assignment.campaign
+    if not (Campaign.baseline.is_cached(campaign) and Campaign.rubric.is_cached(campaign)):
+        assignment.campaign = Campaign.objects.select_related(
+            "baseline", "candidate", "rubric"
+        ).get(pk=assignment.campaign_id)
+    return assignment
 
 
 def grading_context(assignment: Assignment, *, form: JudgmentForm | None = None) -> dict:
     """Everything the grading page shows: blind texts, the form, progress and recent items."""
-    assignment = load_assignment(assignment)
+    assignment = with_campaign(assignment)
     campaign = assignment.campaign
     current = grading.current_judgment(assignment)
     if form is None:

@@ -1,11 +1,46 @@
 from django.urls import path
 
-from . import views
+from . import campaign_views, grading_views, views
 
 app_name = "reviews"
 
 urlpatterns = [
-    path("queue/", views.queue, name="queue"),
-    path("campaigns/", views.campaigns, name="campaigns"),
+    path("queue/", grading_views.queue, name="queue"),
+    path("campaigns/", campaign_views.campaign_list, name="campaigns"),
+    path("campaigns/new/", campaign_views.campaign_create, name="campaign-create"),
+    path("campaigns/<slug:slug>/", campaign_views.campaign_detail, name="campaign-detail"),
+    path(
+        "campaigns/<slug:slug>/progress/",
+        campaign_views.campaign_progress,
+        name="campaign-progress",
+    ),
+    path("campaigns/<slug:slug>/edit/", campaign_views.campaign_edit, name="campaign-edit"),
+    path(
+        "campaigns/<slug:slug>/pause/",
+        campaign_views.campaign_set_status,
+        {"action": "pause"},
+        name="campaign-pause",
+    ),
+    path(
+        "campaigns/<slug:slug>/resume/",
+        campaign_views.campaign_set_status,
+        {"action": "resume"},
+        name="campaign-resume",
+    ),
+    path(
+        "campaigns/<slug:slug>/close/",
+        campaign_views.campaign_set_status,
+        {"action": "close"},
+        name="campaign-close",
+    ),
+    path("campaigns/<slug:slug>/batches/new/", campaign_views.batch_create, name="batch-create"),
+    path("campaigns/<slug:slug>/unassign/", campaign_views.unassign, name="unassign"),
+    path("campaigns/<slug:slug>/reassign/", campaign_views.reassign, name="reassign"),
+    path("rubrics/", campaign_views.rubric_list, name="rubrics"),
+    path("rubrics/new/", campaign_views.rubric_create, name="rubric-create"),
+    path("rubrics/import/", campaign_views.rubric_import, name="rubric-import"),
+    path("rubrics/<int:pk>/", campaign_views.rubric_edit, name="rubric-edit"),
+    path("rubrics/<int:pk>/export/", campaign_views.rubric_export, name="rubric-export"),
+    path("rubrics/<int:pk>/copy/", campaign_views.rubric_copy, name="rubric-copy"),
     path("reports/", views.reports, name="reports"),
 ]

@@ -3,6 +3,9 @@
 import pytest
 from django.urls import URLPattern, URLResolver, get_resolver, reverse
 
+from datasets.models import ImportJob
+from tests.factories import AssignmentFactory, CampaignFactory, CampaignItemFactory
+
 R, L, A = "reviewer", "lead", "analyst"
 PERSONAS = ["anonymous", "outsider", R, L, A]
 
@@ -12,13 +15,58 @@ def allowed(*roles, ok=200):
     return {"anonymous": 302, "outsider": 403, **{p: ok if p in roles else 403 for p in (R, L, A)}}
 
 
-# name → (kwargs builder over the `world` fixture, expected status per persona)
+# name → (method, kwargs builder over the `world` fixture, expected status per persona)
+def slug(w):
+    return {"slug": w["campaign"].slug}
+
+
+def token(w):
+    return {"token": w["assignment"].token}
+
+
 MATRIX = {
-    "home": (None, {"anonymous": 302, "outsider": 403, R: 302, L: 302, A: 302}),
-    "reviews:queue": (None, allowed(R)),
-    "reviews:campaigns": (None, allowed(L)),
-    "reviews:reports": (None, allowed(L, A)),
-    "datasets:list": (None, allowed(L)),
+    "home": ("get", None, {"anonymous": 302, "outsider": 403, R: 302, L: 302, A: 302}),
+    # Reviewer pages.
+    "reviews:queue": ("get", None, allowed(R)),
+    "grading:start": ("get", lambda w: {"public_id": w["campaign"].public_id}, allowed(R, ok=302)),
+    "grading:grade": ("get", token, allowed(R)),
+    "grading:submit": ("post", token, allowed(R)),  # an empty form re-renders with its errors
+    "grading:skip": ("post", token, allowed(R)),
+    "grading:flag": ("post", token, allowed(R)),
+    # Lead pages.
+    "reviews:campaigns": ("get", None, allowed(L)),
+    "reviews:campaign-create": ("get", None, allowed(L)),
+    "reviews:campaign-detail": ("get", slug, allowed(L)),
+    "reviews:campaign-progress": ("get", slug, allowed(L, ok=302)),
+    "reviews:campaign-edit": ("get", slug, allowed(L)),
+    "reviews:campaign-pause": ("post", slug, allowed(L, ok=302)),
+    "reviews:campaign-resume": ("post", slug, allowed(L, ok=302)),
+    "reviews:campaign-close": ("post", slug, allowed(L, ok=302)),
+    "reviews:batch-create": ("get", slug, allowed(L)),
+    # An empty form re-renders the campaign page with its errors.
+    "reviews:unassign": ("post", slug, allowed(L)),
+    "reviews:reassign": ("post", slug, allowed(L)),
+    "reviews:rubrics": ("get", None, allowed(L)),
+    "reviews:rubric-create": ("get", None, allowed(L)),
+    "reviews:rubric-import": ("get", None, allowed(L)),
+    "reviews:rubric-edit": ("get", lambda w: {"pk": w["rubric"].pk}, allowed(L)),
+    "reviews:rubric-export": ("get", lambda w: {"pk": w["rubric"].pk}, allowed(L)),
+    "reviews:rubric-copy": ("post", lambda w: {"pk": w["rubric"].pk}, allowed(L, ok=302)),
+    "datasets:list": ("get", None, allowed(L)),
+    "datasets:upload": ("get", None, allowed(L)),
+    "datasets:job": ("get", lambda w: {"pk": w["job"].pk}, allowed(L)),
+    "datasets:job-status": ("get", lambda w: {"pk": w["job"].pk}, allowed(L)),
+    "datasets:detail": ("get", lambda w: {"slug": w["campaign"].dataset.slug}, allowed(L)),
+    "datasets:items": ("get", lambda w: {"slug": w["campaign"].dataset.slug}, allowed(L)),
+    "exports:import": ("get", slug, allowed(L)),
+    "exports:log": ("get", None, allowed(L)),
+    # Lead and analyst pages.
+    "reviews:reports": ("get", None, allowed(L, A)),
+    "report:page": ("get", slug, allowed(L, A)),
+    "report:recompute": ("post", slug, allowed(L, A, ok=302)),
+    "report:status": ("get", slug, allowed(L, A, ok=302)),  # a fragment: no htmx, no fragment
+    "exports:form": ("get", slug, allowed(L, A)),
+    "exports:download": ("get", slug, allowed(L, A)),
 }
 # Not ours to test here: allauth and the admin have their own access rules.
 EXEMPT_PREFIXES = ("account_", "admin:")
@@ -45,20 +93,25 @@ def test_every_url_is_in_the_matrix():
 
 
 @pytest.fixture
-def world(db):
-    """Objects that URL kwargs point at (filled in as pages with arguments arrive)."""
-    return {}
+def world(db, reviewer):
+    """Objects that URL kwargs point at: a campaign with the reviewer's assignment, etc."""
+    campaign = CampaignFactory()
+    assignment = AssignmentFactory(
+        campaign_item=CampaignItemFactory(campaign=campaign), reviewer=reviewer
+    )
+    job = ImportJob.objects.create(dataset_name=campaign.dataset.name, filename="pairs.csv")
+    return {"campaign": campaign, "assignment": assignment, "rubric": campaign.rubric, "job": job}
 
 
 @pytest.mark.django_db
 @pytest.mark.parametrize("persona", PERSONAS)
 @pytest.mark.parametrize("name", sorted(MATRIX))
 def test_url_answers_each_persona_as_expected(request, client, world, name, persona):
-    kwargs_for, expected = MATRIX[name]
+    method, kwargs_for, expected = MATRIX[name]
     url = reverse(name, kwargs=kwargs_for(world) if kwargs_for else None)
     if persona != "anonymous":
         client.force_login(request.getfixturevalue(persona))
-    response = client.get(url)
+    response = getattr(client, method)(url)
     assert response.status_code == expected[persona], f"{persona} GET {url}"
     if expected[persona] == 302 and persona == "anonymous":
         assert response.url.startswith(reverse("account_login"))

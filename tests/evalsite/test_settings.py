@@ -8,8 +8,16 @@ import pytest
 ROOT = Path(__file__).resolve().parents[2]
 
 
+# The browser tests' DJANGO_ALLOW_ASYNC_UNSAFE must not leak into a "production" check.
+TEST_ONLY = {"SECRET_KEY", "DEBUG", "DJANGO_ALLOW_ASYNC_UNSAFE"}
+
+
+def production_env(**env):
+    return {**{k: v for k, v in os.environ.items() if k not in TEST_ONLY}, **env}
+
+
 def run_check(**env):
-    clean = {k: v for k, v in os.environ.items() if k not in {"SECRET_KEY", "DEBUG"}}
+    clean = production_env()
     return subprocess.run(
         [sys.executable, "manage.py", "check"],
         cwd=ROOT,
@@ -67,13 +75,12 @@ def test_production_settings_pass_the_deploy_check():
         capture_output=True,
         text=True,
         timeout=120,
-        env={
-            **os.environ,
-            "DEBUG": "0",
-            "SECRET_KEY": "p" * 20 + "a-long-random-production-secret-key-0123456789-xyz",
-            "SECURE_SSL_REDIRECT": "1",
-            "SECURE_HSTS_SECONDS": "31536000",
-            "SMTP_HOST": "smtp.example.org",
-        },
+        env=production_env(
+            DEBUG="0",
+            SECRET_KEY="p" * 20 + "a-long-random-production-secret-key-0123456789-xyz",
+            SECURE_SSL_REDIRECT="1",
+            SECURE_HSTS_SECONDS="31536000",
+            SMTP_HOST="smtp.example.org",
+        ),
     )
     assert result.returncode == 0, result.stdout + result.stderr

@@ -1,0 +1,161 @@
+"""Time the judgments export (reviews.exports: the same generator and writer the download uses).
+
+    createdb:  psql -h 127.0.0.1 -U postgres -c 'create database evalsite_export'
+    migrate:   DATABASE_URL=postgres://postgres@127.0.0.1:5432/evalsite_export \\
+                   .venv/bin/python manage.py migrate
+    run:       DATABASE_URL=... .venv/bin/python benchmarks/export.py [N_JUDGMENTS]   (100,000)
+
+Builds (once per N, reused afterwards) a campaign with N current judgments (overlap 3, 60
+reviewers, the default rubric, two metadata keys), exports it as CSV to /dev/null and prints the
+seconds and the process's peak RSS before and after the export.
+"""
+
+import os
+import resource
+import sys
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+os.environ.setdefault("DJANGO_SETTINGS_MODULE", "evalsite.settings")
+os.environ.setdefault("SECRET_KEY", "benchmark")
+os.environ.setdefault("DATABASE_URL", "postgres://postgres@127.0.0.1:5432/evalsite_export")
+
+import django  # noqa: E402
+
+django.setup()
+
+from django.contrib.auth import get_user_model  # noqa: E402
+from django.db import connection, transaction  # noqa: E402
+from django.utils import timezone  # noqa: E402
+
+from datasets.models import Dataset, Item, Response, System  # noqa: E402
+from reviews import exports  # noqa: E402
+from reviews.models import Assignment, Campaign, CampaignItem, Judgment, Rubric  # noqa: E402
+
+OVERLAP = 3
+N_REVIEWERS = 60
+BATCH = 5000
+CRITERIA = [
+    {"name": "correctness", "kind": "scale", "min": 1, "max": 5, "per": "response"},
+    {"name": "refusal_ok", "kind": "binary", "per": "response"},
+    {"name": "overall", "kind": "scale", "min": 1, "max": 7, "per": "pair"},
+]
+
+
+def peak_rss_mb() -> float:
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
+def build(n: int) -> Campaign:
+    slug = f"bench-export-{n}"
+    campaign = Campaign.objects.filter(slug=slug).first()
+    if campaign is not None:
+        return campaign
+    started = time.perf_counter()
+    n_items = -(-n // OVERLAP)
+    with transaction.atomic():
+        dataset = Dataset.objects.create(name=slug, slug=slug)
+        base, _ = System.objects.get_or_create(name="bench-base")
+        cand, _ = System.objects.get_or_create(name="bench-next")
+        rubric, _ = Rubric.objects.get_or_create(
+            name="bench-export", defaults={"criteria": CRITERIA}
+        )
+        campaign = Campaign.objects.create(
+            name=slug, slug=slug, dataset=dataset, baseline=base, candidate=cand, rubric=rubric
+        )
+        User = get_user_model()
+        reviewers = [
+            User.objects.get_or_create(
+                username=f"bench{r}@example.org", email=f"bench{r}@example.org"
+            )[0]
+            for r in range(N_REVIEWERS)
+        ]
+        for start in range(0, n_items, BATCH):
+            stop = min(n_items, start + BATCH)
+            items = Item.objects.bulk_create(
+                Item(
+                    dataset=dataset,
+                    external_id=f"T-{i:07d}",
+                    prompt=f"Question {i}: my parcel has not arrived, order #{i}. What now?",
+                    metadata={"category": ("billing", "shipping", "account")[i % 3], "tier": i % 4},
+                )
+                for i in range(start, stop)
+            )
+            responses = Response.objects.bulk_create(
+                Response(
+                    item=item, system=system, text=f"{system.name} answers {item.external_id}: " * 8
+                )
+                for item in items
+                for system in (base, cand)
+            )
+            cis = CampaignItem.objects.bulk_create(
+                CampaignItem(
+                    campaign=campaign,
+                    item=item,
+                    baseline_response=responses[2 * k],
+                    candidate_response=responses[2 * k + 1],
+                    slots_taken=OVERLAP,
+                )
+                for k, item in enumerate(items)
+            )
+            assignments = Assignment.objects.bulk_create(
+                Assignment(
+                    campaign=campaign,
+                    campaign_item=ci,
+                    item_id=ci.item_id,
+                    reviewer=reviewers[(start + k + j * 7) % N_REVIEWERS],
+                    candidate_left=(k + j) % 2 == 0,
+                    status="done",
+                )
+                for k, ci in enumerate(cis)
+                for j in range(OVERLAP)
+                if (start + k) * OVERLAP + j < n
+            )
+            now = timezone.now()
+            Judgment.objects.bulk_create(
+                Judgment(
+                    assignment=a,
+                    campaign=campaign,
+                    item_id=a.item_id,
+                    reviewer=a.reviewer,
+                    candidate_left=a.candidate_left,
+                    preference=("candidate", "baseline", "tie", "both_bad")[a.pk % 4],
+                    scores={
+                        "correctness": {"baseline": 1 + a.pk % 5, "candidate": 1 + a.pk % 3},
+                        "refusal_ok": {"baseline": a.pk % 2, "candidate": 1},
+                        "overall": {"pair": 1 + a.pk % 7},
+                    },
+                    rationale="Clearer steps." if a.pk % 5 else "",
+                    submitted_at=now,
+                    duration_seconds=20.0 + a.pk % 40,
+                    submission_key=f"bench-{a.pk}",
+                )
+                for a in assignments
+            )
+    print(f"built {n} judgments in {time.perf_counter() - started:.1f} s")
+    return campaign
+
+
+def main() -> None:
+    n = int(sys.argv[1]) if len(sys.argv) > 1 else 100_000
+    campaign = exports.campaign_for_export(build(n).slug)
+    before = peak_rss_mb()
+    started = time.perf_counter()
+    rows = exports.export_rows(campaign, filters={}, pseudonymise=True)
+    lines = 0
+    with open(os.devnull, "w", encoding="utf-8", newline="") as out:
+        for line in exports.csv_lines(rows):
+            out.write(line)
+            lines += 1
+    seconds = time.perf_counter() - started
+    print(
+        f"{connection.vendor}: exported {lines - 1} judgments in {seconds:.2f} s "
+        f"({(lines - 1) / seconds:,.0f} rows/s); peak RSS {before:.0f} MB before, "
+        f"{peak_rss_mb():.0f} MB after"
+    )
+
+
+if __name__ == "__main__":
+    main()

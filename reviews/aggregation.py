@@ -1,0 +1,433 @@
+"""Aggregation: build the statistics' frames from a few set-based queries, run them, store a Report.
+
+Frames (see reviews/stats.py): prefs [item_id, reviewer, preference, candidate_left,
+duration_seconds, len_diff], scores [item_id, reviewer, criterion, target, value], item_meta
+[item_id, key, value]. Reviewers appear only as stable pseudonyms, never as emails or names.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import time
+from collections.abc import Iterable
+from typing import Any
+
+import numpy as np
+import pandas as pd
+from django.db import IntegrityError, transaction
+from django.db.models import Count, F, Max
+from django.db.models.fields.json import KeyTextTransform
+from django.db.models.functions import Length
+from django.utils import timezone
+
+from . import calibration, stats
+from .models import Campaign, CampaignItem, Judgment, Report
+
+logger = logging.getLogger(__name__)
+
+PREFS_COLUMNS = [
+    "item_id",
+    "reviewer",
+    "preference",
+    "candidate_left",
+    "duration_seconds",
+    "len_diff",
+]
+SCORES_COLUMNS = ["item_id", "reviewer", "criterion", "target", "value"]
+META_COLUMNS = ["item_id", "key", "value"]
+CHUNK = 20_000
+_TRUE = {"1", "true", "pass", "yes", "1.0"}
+_FALSE = {"0", "false", "fail", "no", "0.0"}
+
+
+def pseudonym(user_id: int) -> str:
+    """A reviewer's stable pseudonym in reports: "R-" and a short hash of the user id."""
+    return "R-" + hashlib.sha256(f"evalsite.reviewer:{user_id}".encode()).hexdigest()[:10]
+
+
+def current_judgments(campaign_id: int):
+    return Judgment.objects.filter(campaign_id=campaign_id, is_current=True)
+
+
+def state_key(campaign_id: int) -> str:
+    """Identifies the current judgments: count, last id and last submission time."""
+    state = current_judgments(campaign_id).aggregate(
+        n=Count("id"), last_id=Max("id"), last_at=Max("submitted_at")
+    )
+    return _key(state["n"], state["last_id"], state["last_at"])
+
+
+def _key(n: int, last_id: int | None, last_at) -> str:
+    return f"{n}:{last_id or 0}:{last_at.isoformat() if last_at else ''}"
+
+
+def calibratable_criteria(rubric: list[dict]) -> list[dict]:
+    """Per-response criteria with a pass / fail reading: binary, or a scale with pass_threshold."""
+    return [
+        c
+        for c in rubric
+        if c.get("per", "response") == "response"
+        and (c.get("kind") == "binary" or c.get("pass_threshold") is not None)
+    ]
+
+
+def _verdict(value: Any) -> bool | None:
+    """An automated verdict (1/0, true/false, pass/fail) as a bool; anything else as None."""
+    if value is None:
+        return None
+    text = str(value).strip().lower()
+    return True if text in _TRUE else False if text in _FALSE else None
+
+
+def _flatten_scores(rows: np.ndarray, scores: list[dict]) -> pd.DataFrame:
+    """{"criterion": {"target": value}} per judgment -> long rows (row, criterion, target, value).
+
+    One comprehension per chunk: pandas.json_normalize deep-copies every record and was ten times
+    slower on this shape.
+    """
+    flat = [
+        (row, criterion, target, value)
+        for row, by_criterion in zip(rows.tolist(), scores, strict=True)
+        if isinstance(by_criterion, dict)
+        for criterion, by_target in by_criterion.items()
+        if isinstance(by_target, dict)
+        for target, value in by_target.items()
+        if value is not None
+    ]
+    frame = pd.DataFrame.from_records(flat, columns=["row", "criterion", "target", "value"])
+    frame["value"] = pd.to_numeric(frame["value"], errors="coerce")
+    return frame.astype({"row": np.int64, "criterion": "category", "target": "category"})
+
+
+def _judgment_frames(campaign_id: int) -> tuple[pd.DataFrame, pd.DataFrame, str]:
+    """Current judgments as (prefs without len_diff, scores, state key), read in chunks so that
+    the scores JSON of a million judgments is never held as Python objects at once."""
+    query = (
+        current_judgments(campaign_id)
+        .order_by()
+        .values_list(
+            "id",
+            "item_id",
+            "reviewer_id",
+            "preference",
+            "candidate_left",
+            "duration_seconds",
+            "submitted_at",
+            "scores",
+        )
+    )
+    prefs_parts, score_parts = [], []
+    n, last_id, last_at, offset = 0, None, None, 0
+    chunk: list[tuple] = []
+
+    def flush() -> None:
+        nonlocal offset, last_id, last_at
+        ids, items, reviewers, preference, left, seconds, at, scores = zip(*chunk, strict=True)
+        rows = np.arange(offset, offset + len(chunk))
+        prefs_parts.append(
+            pd.DataFrame(
+                {
+                    "item_id": np.asarray(items, dtype=np.int64),
+                    "reviewer_id": np.asarray(reviewers, dtype=np.int64),
+                    "preference": pd.Categorical(preference, categories=stats.PREFERENCES),
+                    "candidate_left": np.asarray(left, dtype=bool),
+                    "duration_seconds": np.asarray(
+                        [np.nan if s is None else s for s in seconds], dtype=float
+                    ),
+                },
+                index=rows,
+            )
+        )
+        score_parts.append(_flatten_scores(rows, [s or {} for s in scores]))
+        last_id = max(ids) if last_id is None else max(last_id, *ids)
+        last_at = max(at) if last_at is None else max(last_at, *at)
+        offset += len(chunk)
+        chunk.clear()
+
+    for row in query.iterator(chunk_size=CHUNK):
+        chunk.append(row)
+        n += 1
+        if len(chunk) == CHUNK:
+            flush()
+    if chunk:
+        flush()
+    prefs = (
+        pd.concat(prefs_parts)
+        if prefs_parts
+        else pd.DataFrame(
+            {
+                "item_id": np.zeros(0, np.int64),
+                "reviewer_id": np.zeros(0, np.int64),
+                "preference": pd.Categorical([], categories=stats.PREFERENCES),
+                "candidate_left": np.zeros(0, bool),
+                "duration_seconds": np.zeros(0),
+            }
+        )
+    )
+    scores = (
+        pd.concat(score_parts, ignore_index=True)
+        if score_parts
+        else _flatten_scores(np.zeros(0, np.int64), [])
+    )
+    return prefs, scores, _key(n, last_id, last_at)
+
+
+def _item_rows(campaign: Campaign, criteria: list[dict]) -> pd.DataFrame:
+    """One row per campaign item: length difference (candidate - baseline characters), item
+    metadata, and each calibratable criterion's automated verdict per system."""
+    autos = {}
+    for i, c in enumerate(criteria):
+        key = f"auto_{c['name']}"
+        autos[f"b{i}"] = KeyTextTransform(key, "baseline_response__metadata")
+        autos[f"c{i}"] = KeyTextTransform(key, "candidate_response__metadata")
+    query = (
+        CampaignItem.objects.filter(campaign=campaign)
+        .order_by()
+        .annotate(
+            len_diff=Length("candidate_response__text") - Length("baseline_response__text"),
+            metadata=F("item__metadata"),
+            **autos,
+        )
+        .values_list("item_id", "len_diff", "metadata", *autos)
+    )
+    return pd.DataFrame.from_records(
+        query.iterator(chunk_size=CHUNK), columns=["item_id", "len_diff", "metadata", *autos]
+    )
+
+
+def _item_meta(items: pd.DataFrame) -> pd.DataFrame:
+    rows = [
+        (item_id, str(key), str(value))
+        for item_id, meta in zip(items["item_id"], items["metadata"], strict=True)
+        if isinstance(meta, dict)
+        for key, value in meta.items()
+        if isinstance(value, str | int | float | bool)
+    ]
+    return pd.DataFrame.from_records(rows, columns=META_COLUMNS)
+
+
+def build_frames(campaign: Campaign) -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame]:
+    """(prefs, scores, item_meta) over the campaign's current judgments (reviews/stats.py)."""
+    prefs, scores, items, _ = _frames(campaign, criteria=[])
+    return prefs, scores, _item_meta(items)
+
+
+def _frames(campaign: Campaign, *, criteria: list[dict]):
+    raw, flat, key = _judgment_frames(campaign.pk)
+    items = _item_rows(campaign, criteria)
+    ids, users = pd.factorize(raw["reviewer_id"])
+    reviewer = pd.Categorical.from_codes(ids, [pseudonym(int(u)) for u in users])
+    len_diff = pd.Series(items["len_diff"].to_numpy(), index=items["item_id"].to_numpy())
+    prefs = pd.DataFrame(
+        {
+            "item_id": raw["item_id"].to_numpy(),
+            "reviewer": reviewer,
+            "preference": raw["preference"].to_numpy(),
+            "candidate_left": raw["candidate_left"].to_numpy(),
+            "duration_seconds": raw["duration_seconds"].to_numpy(),
+            "len_diff": raw["item_id"].map(len_diff).to_numpy(dtype=float),
+        },
+        columns=PREFS_COLUMNS,
+    )
+    rows = flat["row"].to_numpy(dtype=np.int64)
+    scores = pd.DataFrame(
+        {
+            "item_id": prefs["item_id"].to_numpy()[rows],
+            "reviewer": reviewer[rows] if len(rows) else pd.Categorical([]),
+            "criterion": flat["criterion"].astype(str).to_numpy(),
+            "target": flat["target"].astype(str).to_numpy(),
+            "value": flat["value"].to_numpy(dtype=float),
+        },
+        columns=SCORES_COLUMNS,
+    )
+    return prefs, scores, items, key
+
+
+def _human_verdicts(scores: pd.DataFrame, criterion: dict) -> dict[str, pd.Series]:
+    """Per system: item_id -> majority human verdict (ties between pass and fail are left out)."""
+    rows = scores[scores["criterion"] == criterion["name"]]
+    threshold = criterion.get("pass_threshold")
+    passed = rows["value"] >= (threshold if threshold is not None else 0.5)
+    share = passed.groupby([rows["target"], rows["item_id"]]).mean()
+    out = {}
+    for system in ("baseline", "candidate"):
+        s = share[system] if system in share.index.get_level_values(0) else pd.Series(dtype=float)
+        out[system] = (s[s != 0.5] > 0.5).astype(bool)
+    return out
+
+
+def _confusion(human: pd.Series, judge: pd.Series) -> dict[str, int]:
+    both = human.index.intersection(judge.index)
+    counts = calibration.confusion_counts(
+        human.loc[both].to_numpy(bool), judge.loc[both].to_numpy(bool)
+    )
+    only = judge[~judge.index.isin(human.index)]
+    return {**counts, "n_judge_only": len(only), "k_judge_positive": int(only.sum())}
+
+
+def calibrate(
+    campaign: Campaign, scores: pd.DataFrame, items: pd.DataFrame, criteria: list[dict]
+) -> tuple[dict, dict]:
+    """The report's calibration and decision sections (reviews/calibration.py)."""
+    threshold = campaign.decision_threshold
+    results: dict[str, dict] = {}
+    lower = []
+    for i, c in enumerate(criteria):
+        judge = {
+            system: items.set_index("item_id")[column].map(_verdict).dropna().astype(bool)
+            for system, column in (("baseline", f"b{i}"), ("candidate", f"c{i}"))
+        }
+        if judge["baseline"].empty and judge["candidate"].empty:
+            continue
+        human = _human_verdicts(scores, c)
+        lower_is_better = c.get("direction") == "lower_is_better"
+        if lower_is_better:
+            lower.append(c["name"])
+        results[c["name"]] = calibration.calibrate_criterion(
+            _confusion(human["baseline"], judge["baseline"]),
+            _confusion(human["candidate"], judge["candidate"]),
+            margin=campaign.margin,
+            lower_is_better=lower_is_better,
+            critical=bool(c.get("critical")),
+            threshold=threshold,
+        )
+    if not results:
+        return {}, {"verdict": None, "threshold": threshold, "more_labels_needed": None}
+    verdict = calibration.decision(
+        results,
+        threshold=threshold,
+        margin=campaign.margin,
+        lower_is_better_criteria=lower,
+        seed=campaign.seed,
+    )
+    return results, verdict
+
+
+def aggregate(campaign: Campaign) -> dict[str, Any]:
+    """The full report (DESIGN.md, "Report") for the campaign's current judgments."""
+    return _aggregate(campaign)[0]
+
+
+def _aggregate(campaign: Campaign) -> tuple[dict[str, Any], str]:
+    rubric = list(campaign.rubric.criteria or [])
+    criteria = calibratable_criteria(rubric)
+    prefs, scores, items, key = _frames(campaign, criteria=criteria)
+    report = {
+        "campaign": campaign.slug,
+        "baseline": campaign.baseline.name,
+        "candidate": campaign.candidate.name,
+        "n_items": int(prefs["item_id"].nunique()),
+        "n_judgments": len(prefs),
+        "n_reviewers": int(prefs["reviewer"].nunique()),
+        **stats.compute_report(
+            prefs,
+            scores,
+            _item_meta(items),
+            rubric=rubric,
+            margin=campaign.margin,
+            seed=campaign.seed,
+        ),
+    }
+    report["calibration"], report["decision"] = calibrate(campaign, scores, items, criteria)
+    return report, key
+
+
+def _claim_report(campaign_id: int, key: str) -> Report:
+    """The oldest queued report of the campaign (the UI made it), or a new one, now running."""
+    now = timezone.now()
+    for pk in _pks(Report.objects.filter(campaign_id=campaign_id, status=Report.Status.QUEUED)):
+        claimed = Report.objects.filter(pk=pk, status=Report.Status.QUEUED).update(
+            status=Report.Status.RUNNING, started_at=now, state_key=key
+        )
+        if claimed:
+            return Report.objects.get(pk=pk)
+    return Report.objects.create(
+        campaign_id=campaign_id, status=Report.Status.RUNNING, started_at=now, state_key=key
+    )
+
+
+def _pks(query) -> Iterable[int]:
+    return query.order_by("created_at", "pk").values_list("pk", flat=True)[:5]
+
+
+def _done(campaign_id: int, key: str) -> Report | None:
+    return Report.objects.filter(
+        campaign_id=campaign_id, state_key=key, status=Report.Status.DONE
+    ).first()
+
+
+def run_aggregation(*, campaign_id: int) -> Report:
+    """Compute and store the campaign's report; idempotent per state of its current judgments.
+
+    Returns the DONE report for the current state (an existing one when nothing changed, or the
+    winner of a concurrent run). On any error the claimed row ends FAILED and the error re-raises.
+    """
+    campaign = Campaign.objects.with_systems().get(pk=campaign_id)
+    existing = _done(campaign_id, state_key(campaign_id))
+    if existing is not None:
+        # Requests for a recompute of unchanged data are answered by the existing report.
+        Report.objects.filter(campaign_id=campaign_id, status=Report.Status.QUEUED).delete()
+        return existing
+    report = _claim_report(campaign_id, "")
+    started = time.perf_counter()
+    try:
+        result, key = _aggregate(campaign)
+        report.result, report.state_key, report.n_judgments = result, key, result["n_judgments"]
+        report.status, report.finished_at = Report.Status.DONE, timezone.now()
+        report.seconds = time.perf_counter() - started
+        try:
+            with transaction.atomic():
+                report.save(
+                    update_fields=[
+                        "result",
+                        "state_key",
+                        "n_judgments",
+                        "status",
+                        "finished_at",
+                        "seconds",
+                    ]
+                )
+        except IntegrityError:  # another run stored this state first (one_done_report_per_state)
+            winner = _done(campaign_id, key)
+            if winner is None:
+                raise
+            Report.objects.filter(pk=report.pk).delete()
+            return winner
+    except Exception as exc:
+        _fail(report, exc, time.perf_counter() - started)
+        raise
+    return report
+
+
+def _fail(report: Report, exc: Exception, seconds: float) -> None:
+    logger.exception("Aggregation of campaign %s failed", report.campaign_id)
+    try:
+        Report.objects.filter(pk=report.pk).update(
+            status=Report.Status.FAILED,
+            error=f"{type(exc).__name__}: {exc}"[:2000],
+            finished_at=timezone.now(),
+            seconds=seconds,
+        )
+    except Exception:  # the database itself may be what failed
+        logger.exception("Could not mark report %s failed", report.pk)
+    report.status = Report.Status.FAILED
+
+
+def request_report(*, campaign: Campaign) -> Report:
+    """Queue an aggregation after commit; a QUEUED Report row lets the UI show its progress."""
+    from evalsite.queue import enqueue_on_commit
+
+    from . import tasks
+
+    with transaction.atomic():
+        pending = (
+            Report.objects.filter(
+                campaign=campaign, status__in=[Report.Status.QUEUED, Report.Status.RUNNING]
+            )
+            .order_by("-created_at")
+            .first()
+        )
+        report = pending or Report.objects.create(campaign=campaign, status=Report.Status.QUEUED)
+        enqueue_on_commit(tasks.aggregate_campaign, campaign.pk)
+    return report

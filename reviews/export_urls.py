@@ -1,0 +1,12 @@
+from django.urls import path
+
+from . import export_views
+
+app_name = "exports"
+
+urlpatterns = [
+    path("log/", export_views.export_log, name="log"),
+    path("<slug:slug>/", export_views.export_form, name="form"),
+    path("<slug:slug>/download/", export_views.download, name="download"),
+    path("<slug:slug>/import/", export_views.import_upload, name="import"),
+]

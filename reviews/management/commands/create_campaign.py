@@ -1,0 +1,84 @@
+"""python manage.py create_campaign --name NAME --dataset NAME --baseline SYSTEM --candidate SYSTEM
+[--rubric PATH] [--overlap K] [--margin 0.05] [--seed N]; prints the campaign's slug last."""
+
+import json
+from pathlib import Path
+
+from django.core.exceptions import ValidationError
+from django.core.management.base import BaseCommand, CommandError
+
+from datasets.models import Dataset, System
+from reviews import services
+
+
+class Command(BaseCommand):
+    help = (
+        "Create a campaign comparing a candidate system with a baseline on a dataset's items that "
+        "have responses from both. Prints the campaign's slug as the last line."
+    )
+
+    def add_arguments(self, parser):
+        parser.add_argument("--name", required=True, help="The campaign's name.")
+        parser.add_argument("--dataset", required=True, help="The dataset's name.")
+        parser.add_argument("--baseline", required=True, help="The baseline system's name.")
+        parser.add_argument("--candidate", required=True, help="The candidate system's name.")
+        parser.add_argument(
+            "--rubric", type=Path, help='Rubric JSON file (default: the "support-default" rubric).'
+        )
+        parser.add_argument(
+            "--overlap", type=int, default=1, help="Distinct reviewers per item (default 1)."
+        )
+        parser.add_argument(
+            "--margin", type=float, default=0.05, help="Non-inferiority margin (default 0.05)."
+        )
+        parser.add_argument("--seed", type=int, help="Seed for assignment (default: random).")
+
+    def handle(self, *args, **options):
+        dataset = Dataset.objects.filter(name=options["dataset"]).first()
+        if dataset is None:
+            known = ", ".join(Dataset.objects.values_list("name", flat=True)[:20]) or "none"
+            raise CommandError(f"No dataset named {options['dataset']!r} (known: {known}).")
+        baseline = self.system(options["baseline"])
+        candidate = self.system(options["candidate"])
+        try:
+            rubric = self.rubric(options["rubric"])
+            campaign = services.create_campaign(
+                name=options["name"],
+                dataset=dataset,
+                baseline=baseline,
+                candidate=candidate,
+                rubric=rubric,
+                overlap=options["overlap"],
+                margin=options["margin"],
+                seed=options["seed"],
+            )
+        except ValidationError as exc:
+            raise CommandError(" ".join(exc.messages)) from exc
+        n_items = campaign.campaign_items.count()
+        self.stdout.write(
+            f"Created campaign {campaign.name!r}: {n_items} items, {baseline.name} (baseline) vs "
+            f"{candidate.name} (candidate), rubric {rubric.name!r} v{rubric.version}, "
+            f"overlap {campaign.overlap}, seed {campaign.seed}."
+        )
+        self.stdout.write(campaign.slug)
+
+    def system(self, name):
+        system = System.objects.filter(name=name).first()
+        if system is None:
+            known = ", ".join(System.objects.values_list("name", flat=True)[:20]) or "none"
+            raise CommandError(f"No system named {name!r} (known: {known}).")
+        return system
+
+    def rubric(self, path):
+        if path is None:
+            return services.get_or_create_default_rubric()
+        try:
+            data = json.loads(path.read_text(encoding="utf-8-sig"))
+        except OSError as exc:
+            raise CommandError(f"{path}: cannot read the rubric file ({exc.strerror}).") from exc
+        except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+            raise CommandError(f"{path}: not a JSON rubric file ({exc}).") from exc
+        try:
+            return services.import_rubric(data=data)
+        except ValidationError as exc:
+            raise CommandError(f"{path}: " + "; ".join(exc.messages)) from exc

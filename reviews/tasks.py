@@ -1,0 +1,32 @@
+"""Celery tasks: thin interfaces onto reviews.aggregation (the "reports" queue, see settings)."""
+
+from celery import shared_task
+from django.db import OperationalError
+
+from evalsite.queue import send_safely
+
+from .models import Campaign
+
+
+@shared_task(
+    name="reviews.aggregate_campaign",
+    acks_late=True,
+    reject_on_worker_lost=True,
+    autoretry_for=(OperationalError,),
+    retry_backoff=True,
+    max_retries=3,
+)
+def aggregate_campaign(campaign_id: int) -> int:
+    """Aggregate the campaign's current judgments into a Report (idempotent); returns its id."""
+    # Imported here: grading imports this module to send the task, and a web process should not
+    # pay for pandas and statsmodels (seconds on first import) to save a judgment.
+    from . import aggregation
+
+    return aggregation.run_aggregation(campaign_id=campaign_id).pk
+
+
+@shared_task(name="reviews.aggregate_active_campaigns")
+def aggregate_active_campaigns() -> int:
+    """Nightly (beat): queue an aggregation of every active campaign; returns how many were sent."""
+    ids = Campaign.objects.filter(status=Campaign.Status.ACTIVE).values_list("pk", flat=True)
+    return sum(send_safely(aggregate_campaign, pk) for pk in ids)

@@ -1,0 +1,290 @@
+import json
+from unittest import mock
+
+import pytest
+from django.core.management import CommandError, call_command
+from django.db import IntegrityError
+
+from datasets.models import Response
+from reviews import aggregation, grading, tasks
+from reviews.models import Campaign, Judgment, Report
+from tests import factories
+
+pytestmark = pytest.mark.django_db
+
+REPORT_KEYS = {
+    "campaign",
+    "baseline",
+    "candidate",
+    "n_items",
+    "n_judgments",
+    "n_reviewers",
+    "preference",
+    "agreement",
+    "criteria",
+    "position_bias",
+    "reviewers",
+    "slices",
+    "calibration",
+    "decision",
+}
+
+# item -> (reviewer 1's preference, reviewer 2's preference)
+KNOWN = [("candidate", "candidate"), ("candidate", "baseline"), ("tie", "both_bad")]
+
+
+def judge(campaign_item, reviewer, preference, **extra):
+    return factories.JudgmentFactory(
+        assignment__campaign_item=campaign_item,
+        assignment__reviewer=reviewer,
+        preference=preference,
+        duration_seconds=20.0,
+        **extra,
+    )
+
+
+def scores(correctness=(4, 3), refusal_ok=(1, 1), overall=5):
+    return {
+        "correctness": {"baseline": correctness[0], "candidate": correctness[1]},
+        "refusal_ok": {"baseline": refusal_ok[0], "candidate": refusal_ok[1]},
+        "overall": {"pair": overall},
+    }
+
+
+@pytest.fixture
+def known_campaign(db):
+    """3 items × 2 reviewers: candidate 3, baseline 1, tie 1, both bad 1; one stale revision."""
+    campaign = factories.CampaignFactory(slug="known")
+    reviewers = [factories.UserFactory(username=f"judge{i}@example.org") for i in (1, 2)]
+    for n, prefs in enumerate(KNOWN):
+        item = factories.CampaignItemFactory(campaign=campaign, item__metadata={"region": "eu"})
+        for reviewer, preference in zip(reviewers, prefs, strict=True):
+            judge(item, reviewer, preference, scores=scores(overall=4 + n))
+    stale = Judgment.objects.filter(campaign=campaign).first()
+    Judgment.objects.create(
+        assignment=stale.assignment,
+        campaign=campaign,
+        item=stale.item,
+        reviewer=stale.reviewer,
+        candidate_left=stale.candidate_left,
+        preference="baseline",
+        submitted_at=stale.submitted_at,
+        is_current=False,
+        submission_key="stale-revision",
+    )
+    return campaign
+
+
+def test_known_campaign_gives_expected_counts_and_win_rate(known_campaign):
+    report = aggregation.run_aggregation(campaign_id=known_campaign.pk)
+
+    assert report.status == Report.Status.DONE
+    result = report.result
+    assert set(result) == REPORT_KEYS
+    assert result["campaign"] == "known"
+    assert (result["baseline"], result["candidate"]) == ("baseline-model", "candidate-model")
+    assert (result["n_items"], result["n_judgments"], result["n_reviewers"]) == (3, 6, 2)
+    assert result["preference"]["counts"] == {
+        "candidate": 3,
+        "baseline": 1,
+        "tie": 1,
+        "both_bad": 1,
+    }
+    assert result["preference"]["win_rate"] == pytest.approx(0.75)
+    assert result["criteria"]["correctness"]["baseline_mean"] == pytest.approx(4)
+    assert result["criteria"]["overall"]["mean"] == pytest.approx(5)
+    assert set(result["slices"]["region"]) == {"eu"}
+    assert report.n_judgments == 6
+    assert report.seconds is not None
+    assert report.finished_at is not None
+    # No calibrated criterion without automated verdicts, but the decision keys are present.
+    assert result["calibration"] == {}
+    assert set(result["decision"]) == {"verdict", "threshold", "more_labels_needed"}
+
+
+def test_reviewers_appear_only_as_pseudonyms(known_campaign):
+    result = aggregation.run_aggregation(campaign_id=known_campaign.pk).result
+    names = {row["reviewer"] for row in result["reviewers"]}
+    assert len(names) == 2
+    assert all(name.startswith("R-") for name in names)
+    assert "@" not in json.dumps(result)
+
+
+def test_build_frames_has_the_stats_columns_and_length_difference(known_campaign):
+    item = known_campaign.campaign_items.first()
+    Response.objects.filter(pk=item.candidate_response_id).update(text="x" * 50)
+    Response.objects.filter(pk=item.baseline_response_id).update(text="x" * 20)
+
+    prefs, scores_frame, item_meta = aggregation.build_frames(known_campaign)
+
+    assert list(prefs.columns) == aggregation.PREFS_COLUMNS
+    assert list(scores_frame.columns) == aggregation.SCORES_COLUMNS
+    assert list(item_meta.columns) == aggregation.META_COLUMNS
+    assert len(prefs) == 6
+    assert len(scores_frame) == 6 * 5  # two per-response criteria × 2 systems + one per-pair
+    assert set(prefs.loc[prefs["item_id"] == item.item_id, "len_diff"]) == {30.0}
+    assert set(item_meta["key"]) == {"region"}
+
+
+def test_running_twice_stores_one_done_report(known_campaign):
+    first = aggregation.run_aggregation(campaign_id=known_campaign.pk)
+    second = aggregation.run_aggregation(campaign_id=known_campaign.pk)
+
+    assert first.pk == second.pk
+    assert Report.objects.filter(campaign=known_campaign).count() == 1
+
+
+def test_a_new_judgment_makes_a_new_report(known_campaign):
+    first = aggregation.run_aggregation(campaign_id=known_campaign.pk)
+    judge(known_campaign.campaign_items.first(), factories.UserFactory(), "candidate")
+    second = aggregation.run_aggregation(campaign_id=known_campaign.pk)
+
+    assert second.pk != first.pk
+    assert second.result["n_judgments"] == 7
+    assert Report.objects.filter(campaign=known_campaign, status="done").count() == 2
+
+
+def test_a_queued_report_is_claimed_by_the_run(known_campaign):
+    queued = Report.objects.create(campaign=known_campaign, status=Report.Status.QUEUED)
+    report = aggregation.run_aggregation(campaign_id=known_campaign.pk)
+    assert report.pk == queued.pk
+    assert report.status == Report.Status.DONE
+
+
+def test_losing_a_concurrent_run_returns_the_winner(known_campaign):
+    winner = Report.objects.create(
+        campaign=known_campaign,
+        status=Report.Status.DONE,
+        state_key=aggregation.state_key(known_campaign.pk),
+        result={"winner": True},
+    )
+    # The other run stored its report between our idempotency check and our save.
+    with mock.patch.object(aggregation, "_done", side_effect=[None, winner]):
+        report = aggregation.run_aggregation(campaign_id=known_campaign.pk)
+
+    assert report.pk == winner.pk
+    assert list(Report.objects.filter(campaign=known_campaign)) == [winner]
+
+
+def test_a_failure_is_recorded_on_the_report(known_campaign):
+    with (
+        mock.patch.object(aggregation.stats, "compute_report", side_effect=ValueError("boom")),
+        pytest.raises(ValueError, match="boom"),
+    ):
+        aggregation.run_aggregation(campaign_id=known_campaign.pk)
+
+    report = Report.objects.get(campaign=known_campaign)
+    assert report.status == Report.Status.FAILED
+    assert report.error == "ValueError: boom"
+
+
+def test_empty_campaign_reports_zeroes(db):
+    campaign = factories.CampaignFactory()
+    factories.CampaignItemFactory(campaign=campaign)
+    result = aggregation.run_aggregation(campaign_id=campaign.pk).result
+    assert (result["n_items"], result["n_judgments"], result["n_reviewers"]) == (0, 0, 0)
+    assert result["preference"]["win_rate"] is None
+
+
+def test_automated_verdicts_are_calibrated_against_human_majority(db):
+    rubric = factories.RubricFactory(
+        criteria=[
+            {"name": "refusal_ok", "label": "R", "kind": "binary", "per": "response"},
+            {
+                "name": "correctness",
+                "label": "C",
+                "kind": "scale",
+                "min": 1,
+                "max": 5,
+                "per": "response",
+                "pass_threshold": 4,
+                "critical": True,
+            },
+        ]
+    )
+    campaign = factories.CampaignFactory(rubric=rubric)
+    reviewer = factories.UserFactory()
+    items = [factories.CampaignItemFactory(campaign=campaign) for _ in range(6)]
+    for ci in items[:4]:  # human labels on 4 items: every response passes refusal_ok
+        judge(ci, reviewer, "candidate", scores={"refusal_ok": {"baseline": 1, "candidate": 1}})
+    verdicts = ["pass", "1", "true", "fail", "pass", "0"]
+    for ci, verdict in zip(items, verdicts, strict=True):
+        for pk in (ci.baseline_response_id, ci.candidate_response_id):
+            Response.objects.filter(pk=pk).update(metadata={"auto_refusal_ok": verdict})
+
+    result = aggregation.run_aggregation(campaign_id=campaign.pk).result
+
+    assert set(result["calibration"]) == {"refusal_ok"}  # correctness has no auto_ verdicts
+    counts = result["calibration"]["refusal_ok"]["candidate"]
+    assert (counts["tp"], counts["fn"], counts["fp"], counts["tn"]) == (3, 1, 0, 0)
+    assert (counts["n_judge_only"], counts["k_judge_positive"]) == (2, 1)
+    assert result["calibration"]["refusal_ok"]["verdict"] in {"pass", "fail", "uncertain"}
+    assert result["decision"]["verdict"] in {"migrate", "do_not_migrate", "need_more_labels"}
+
+
+# ----------------------------------------------------------------------------- tasks
+
+
+def test_task_is_a_thin_call_into_the_service(known_campaign):
+    report_id = tasks.aggregate_campaign.run(known_campaign.pk)
+    assert Report.objects.get(pk=report_id).status == Report.Status.DONE
+    assert tasks.aggregate_campaign.name == "reviews.aggregate_campaign"
+
+
+def test_grading_enqueues_the_aggregation_on_commit(
+    known_campaign, settings, django_capture_on_commit_callbacks
+):
+    settings.AGGREGATE_EVERY_N_JUDGMENTS = 1
+    Campaign.objects.filter(pk=known_campaign.pk).update(judgments_since_report=1)
+    with (
+        mock.patch.object(tasks.aggregate_campaign, "apply_async") as send,
+        django_capture_on_commit_callbacks() as callbacks,
+    ):
+        grading.after_judgment_saved(known_campaign)
+        send.assert_not_called()  # not before the commit
+    assert len(callbacks) == 1
+    with mock.patch.object(tasks.aggregate_campaign, "apply_async") as send:
+        callbacks[0]()
+    send.assert_called_once_with(args=(known_campaign.pk,), kwargs={}, retry=False)
+
+
+def test_nightly_task_queues_every_active_campaign(known_campaign):
+    factories.CampaignFactory(status=Campaign.Status.CLOSED)
+    with mock.patch.object(tasks.aggregate_campaign, "apply_async") as send:
+        assert tasks.aggregate_active_campaigns.run() == 1
+    send.assert_called_once_with(args=(known_campaign.pk,), kwargs={}, retry=False)
+
+
+def test_a_conflict_without_a_visible_winner_fails_the_report(known_campaign):
+    key = aggregation.state_key(known_campaign.pk)
+    Report.objects.create(campaign=known_campaign, status=Report.Status.DONE, state_key=key)
+    with (
+        mock.patch.object(aggregation, "_done", return_value=None),
+        pytest.raises(IntegrityError),
+    ):
+        aggregation.run_aggregation(campaign_id=known_campaign.pk)
+    failed = Report.objects.get(campaign=known_campaign, status=Report.Status.FAILED)
+    assert "IntegrityError" in failed.error
+
+
+# ----------------------------------------------------------------------------- command
+
+
+def test_command_prints_the_report_json(known_campaign, capsys):
+    call_command("aggregate", "known", "--json")
+    result = json.loads(capsys.readouterr().out)
+    assert set(result) == REPORT_KEYS
+    assert result["n_judgments"] == 6
+    assert Report.objects.filter(campaign=known_campaign, status="done").count() == 1
+
+
+def test_command_prints_a_summary(known_campaign, capsys):
+    call_command("aggregate", "known")
+    out = capsys.readouterr().out
+    assert "6 judgments on 3 items by 2 reviewers" in out
+    assert "win rate: 0.750" in out
+
+
+def test_command_rejects_an_unknown_slug(db):
+    with pytest.raises(CommandError, match="No campaign"):
+        call_command("aggregate", "nope")
