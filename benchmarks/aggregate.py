@@ -286,7 +286,11 @@ def build(n_judgments: int, seed: int = 1) -> Campaign:
 def main() -> None:
     n = int(sys.argv[1]) if len(sys.argv) > 1 else 100_000
     started = time.perf_counter()
-    campaign = build(n)
+    # --reuse: time an earlier run's campaign of that size instead of building another one.
+    reused = "--reuse" in sys.argv and next(
+        (c for c in Campaign.objects.order_by("-pk")
+         if Judgment.objects.filter(campaign=c, is_current=True).count() == n), None)
+    campaign = reused or build(n)
     built = time.perf_counter()
     print(f"database: {connection.vendor}; {n:,} judgments, overlap {OVERLAP}, 4 criteria")
     print(f"build campaign: {built - started:.1f} s (rss {peak_rss_mb():.0f} MB)")
