@@ -288,3 +288,37 @@ def test_command_prints_a_summary(known_campaign, capsys):
 def test_command_rejects_an_unknown_slug(db):
     with pytest.raises(CommandError, match="No campaign"):
         call_command("aggregate", "nope")
+
+
+def test_postgres_copy_path_reads_the_same_frames_as_the_orm_path(known_campaign):
+    from django.db import connection
+
+    from tests.conftest import require_service
+
+    require_service(
+        "this test compares the PostgreSQL COPY path", connection.vendor == "postgresql"
+    )
+    rubric = known_campaign.rubric.criteria
+    fast = aggregation._judgment_frames_copy(known_campaign.pk, rubric)
+    slow = aggregation._judgment_frames_orm(known_campaign.pk)
+    assert fast[2] == slow[2]  # same state key
+    columns = ["item_id", "reviewer_id", "preference", "candidate_left", "duration_seconds"]
+    assert (
+        fast[0][columns]
+        .reset_index(drop=True)
+        .astype(str)
+        .equals(slow[0][columns].reset_index(drop=True).astype(str))
+    )
+
+    def tidy(flat):
+        return sorted(
+            zip(
+                flat["row"],
+                flat["criterion"].astype(str),
+                flat["target"].astype(str),
+                flat["value"],
+                strict=True,
+            )
+        )
+
+    assert tidy(fast[1]) == tidy(slow[1])
