@@ -128,7 +128,9 @@ def _judgments_copy_sql(campaign_id: int, columns: list[tuple[str, str]]) -> sql
         for name, target in columns
     ]
     return sql.SQL(
-        "COPY (SELECT id, item_id, reviewer_id, preference, candidate_left, duration_seconds{}"
+        "COPY (SELECT id, item_id, reviewer_id, preference,"
+        " CASE WHEN source = 'imported' THEN NULL WHEN candidate_left THEN 1 ELSE 0 END,"
+        " duration_seconds{}"
         " FROM reviews_judgment WHERE campaign_id = {} AND is_current ORDER BY id)"
         " TO STDOUT (FORMAT csv)"
     ).format(sql.SQL("").join(sql.SQL(", ") + e for e in extracted), sql.Literal(int(campaign_id)))
@@ -166,7 +168,7 @@ def _judgment_frames_copy(
             "item_id": wide["item_id"].to_numpy(),
             "reviewer_id": wide["reviewer_id"].to_numpy(),
             "preference": pd.Categorical(wide["preference"], categories=stats.PREFERENCES),
-            "candidate_left": wide["candidate_left"].astype(bool).to_numpy(),
+            "candidate_left": wide["candidate_left"].astype(float).to_numpy(),
             "duration_seconds": wide["duration_seconds"].to_numpy(),
         }
     )
@@ -192,6 +194,18 @@ def _judgment_frames_copy(
     return raw, flat, key
 
 
+def _shown_left(left: Iterable[bool], source: Iterable[str]) -> np.ndarray:
+    """1.0 / 0.0 where the candidate was shown on the left; NaN for imported judgments, whose
+    placement is unknown, so that they stay out of the position-bias figure."""
+    return np.asarray(
+        [
+            np.nan if src == "imported" else float(lft)
+            for lft, src in zip(left, source, strict=True)
+        ],
+        dtype=float,
+    )
+
+
 def _judgment_frames_orm(campaign_id: int) -> tuple[pd.DataFrame, pd.DataFrame, str]:
     """Other databases: read in chunks so that the scores JSON of a million judgments is never
     held as Python objects at once."""
@@ -207,6 +221,7 @@ def _judgment_frames_orm(campaign_id: int) -> tuple[pd.DataFrame, pd.DataFrame, 
             "duration_seconds",
             "submitted_at",
             "scores",
+            "source",
         )
     )
     prefs_parts, score_parts = [], []
@@ -215,7 +230,9 @@ def _judgment_frames_orm(campaign_id: int) -> tuple[pd.DataFrame, pd.DataFrame, 
 
     def flush() -> None:
         nonlocal offset, last_id, last_at
-        ids, items, reviewers, preference, left, seconds, at, scores = zip(*chunk, strict=True)
+        ids, items, reviewers, preference, left, seconds, at, scores, source = zip(
+            *chunk, strict=True
+        )
         rows = np.arange(offset, offset + len(chunk))
         prefs_parts.append(
             pd.DataFrame(
@@ -223,7 +240,7 @@ def _judgment_frames_orm(campaign_id: int) -> tuple[pd.DataFrame, pd.DataFrame, 
                     "item_id": np.asarray(items, dtype=np.int64),
                     "reviewer_id": np.asarray(reviewers, dtype=np.int64),
                     "preference": pd.Categorical(preference, categories=stats.PREFERENCES),
-                    "candidate_left": np.asarray(left, dtype=bool),
+                    "candidate_left": _shown_left(left, source),
                     "duration_seconds": np.asarray(
                         [np.nan if s is None else s for s in seconds], dtype=float
                     ),
@@ -252,7 +269,7 @@ def _judgment_frames_orm(campaign_id: int) -> tuple[pd.DataFrame, pd.DataFrame, 
                 "item_id": np.zeros(0, np.int64),
                 "reviewer_id": np.zeros(0, np.int64),
                 "preference": pd.Categorical([], categories=stats.PREFERENCES),
-                "candidate_left": np.zeros(0, bool),
+                "candidate_left": np.zeros(0, float),
                 "duration_seconds": np.zeros(0),
             }
         )

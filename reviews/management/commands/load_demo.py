@@ -1,15 +1,27 @@
-"""Load the demo: support tickets answered by two systems, a campaign, and four users."""
+"""Load the demo through the same services a lead uses: import the demo pairs file, import the
+rubric, create two campaigns (one fresh for the reviewers, one pilot with earlier judgments
+imported so the report has figures), assign, aggregate. Idempotent; prints the logins."""
 
+import csv
+import json
 import random
+import tempfile
+from datetime import timedelta
+from pathlib import Path
 
+from django.conf import settings
 from django.contrib.auth import get_user_model
 from django.contrib.auth.models import Group
 from django.core.management.base import BaseCommand
-from django.db import transaction
+from django.utils import timezone
 
-from datasets.models import Dataset, Item, Response, System
-from reviews.models import Assignment, Batch, Campaign, CampaignItem, Rubric
+from datasets.models import Dataset, System
+from datasets.services import import_pairs
+from reviews import aggregation, services
+from reviews.judgment_import import import_judgments
+from reviews.models import Campaign
 
+DEMO = Path(settings.BASE_DIR) / "demo"
 PASSWORD = "evalsite-demo"  # noqa: S105 (printed for the local demo only)
 USERS = [
     ("lead@example.org", "lead"),
@@ -17,58 +29,58 @@ USERS = [
     ("reviewer1@example.org", "reviewer"),
     ("reviewer2@example.org", "reviewer"),
 ]
-CRITERIA = [
-    {
-        "name": "correctness",
-        "label": "Is it correct?",
-        "kind": "scale",
-        "min": 1,
-        "max": 5,
-        "per": "response",
-        "anchors": {"1": "Wrong", "5": "Fully correct"},
-        "critical": True,
-    },
-    {
-        "name": "refusal_ok",
-        "label": "Refuses only when it should",
-        "kind": "binary",
-        "per": "response",
-    },
-    {
-        "name": "overall",
-        "label": "Which is better overall?",
-        "kind": "scale",
-        "min": 1,
-        "max": 7,
-        "per": "pair",
-    },
-]
-TOPICS = [
-    ("shipping", "My parcel {n} has been 'in transit' for nine days. Where is it?"),
-    ("billing", "I was charged twice for order {n}. How do I get the second charge back?"),
-    ("account", "I can't log in after resetting my password (ticket {n}). What should I do?"),
-    ("returns", "The shoes from order {n} don't fit. Can I return them after 40 days?"),
-]
-REGIONS = ["EU", "US", "APAC"]
-BASELINE_STYLE = (
-    "Thanks for reaching out about ticket {n}.\n\n"
-    "1. Check your confirmation email.\n2. Open **My orders**.\n3. Contact us if it persists."
-)
-CANDIDATE_STYLE = (
-    "I'm sorry for the trouble with ticket {n}. Here is what to do:\n\n"
-    "- Go to **My orders** and pick the order.\n- Choose *Get help* and follow the steps.\n\n"
-    "If nothing changes within 48 hours, reply here and we'll escalate it."
+DATASET = "Support tickets (demo)"
+BASELINE, CANDIDATE = "helpdesk-gpt-4", "helpdesk-gpt-4o"
+INSTRUCTIONS = (
+    "Read the customer's ticket, then both answers. Choose the one **you would rather send**.\n\n"
+    "- Judge *correctness* first, then completeness and tone.\n"
+    "- A polite refusal is right only when the request must be refused.\n"
+    "- Skip a ticket that contains personal data and say so."
 )
 
 
 class Command(BaseCommand):
-    help = "Create the demo dataset, campaign and users (idempotent), and print the logins."
+    help = "Create the demo dataset, campaigns and users (idempotent), and print the logins."
 
     def handle(self, *args, **options):
-        with transaction.atomic():
-            users = self.create_users()
-            campaign = self.create_campaign(users)
-        self.stdout.write(self.style.SUCCESS(f"Demo campaign: {campaign.name} ({campaign.slug})"))
+        users = self.create_users()
+        lead = users["lead@example.org"]
+        reviewers = [users["reviewer1@example.org"], users["reviewer2@example.org"]]
+        if not Dataset.objects.filter(name=DATASET).exists():
+            import_pairs(
+                path=DEMO / "support_tickets.csv",
+                filename="support_tickets.csv",
+                dataset_name=DATASET,
+                redact_pii=True,
+                user=lead,
+            )
+        dataset = Dataset.objects.get(name=DATASET)
+        rubric = services.import_rubric(
+            data=json.loads((DEMO / "rubric.json").read_text()), actor=lead
+        )
+        baseline, candidate = System.objects.get(name=BASELINE), System.objects.get(name=CANDIDATE)
+        live = Campaign.objects.filter(name="GPT-4 → GPT-4o support answers").first()
+        if live is None:
+            live = services.create_campaign(
+                name="GPT-4 → GPT-4o support answers", dataset=dataset, baseline=baseline,
+                candidate=candidate, rubric=rubric, overlap=2, instructions=INSTRUCTIONS,
+                seed=2026, actor=lead,
+            )  # fmt: skip
+            services.create_batches_and_assign(
+                campaign=live, reviewers=reviewers, batch_size=12,
+                due_date=timezone.localdate() + timedelta(days=7), actor=lead,
+            )  # fmt: skip
+        pilot = Campaign.objects.filter(name="Pilot (earlier grades)").first()
+        if pilot is None:
+            pilot = services.create_campaign(
+                name="Pilot (earlier grades)", dataset=dataset, baseline=baseline,
+                candidate=candidate, rubric=rubric, overlap=3, instructions=INSTRUCTIONS,
+                seed=7, actor=lead,
+            )  # fmt: skip
+            self.import_pilot_grades(pilot, lead)
+            aggregation.run_aggregation(campaign_id=pilot.pk)
+        self.stdout.write(self.style.SUCCESS(f"Campaign for the reviewers: {live.name}"))
+        self.stdout.write(self.style.SUCCESS(f"Campaign with a report: {pilot.name}"))
         self.stdout.write(f"Demo logins (password for all: {PASSWORD}):")
         for email, role in USERS:
             self.stdout.write(f"  {role:<9} {email}")
@@ -84,72 +96,28 @@ class Command(BaseCommand):
             users[email] = user
         return users
 
-    def create_campaign(self, users):
-        existing = Campaign.objects.filter(slug="support-demo").first()
-        if existing:
-            return existing
-        baseline, _ = System.objects.get_or_create(name="helpdesk-gpt-4")
-        candidate, _ = System.objects.get_or_create(name="helpdesk-gpt-4o")
-        dataset, _ = Dataset.objects.get_or_create(
-            name="Support tickets (demo)", defaults={"slug": "support-tickets-demo"}
-        )
-        rubric, _ = Rubric.objects.get_or_create(
-            name="support-default", defaults={"criteria": CRITERIA}
-        )
-        campaign = Campaign.objects.create(
-            name="GPT-4 → GPT-4o support answers",
-            slug="support-demo",
-            dataset=dataset,
-            baseline=baseline,
-            candidate=candidate,
-            rubric=rubric,
-            overlap=2,
-            instructions=(
-                "Read the customer's ticket, then both answers. Pick the answer you would "
-                "rather send. Judge **correctness** first, then tone."
-            ),
-            mask_patterns=["helpdesk-gpt-4o", "helpdesk-gpt-4", "OpenAI", "GPT-4o?"],
-            seed=2026,
-        )
+    def import_pilot_grades(self, campaign, lead):
+        """Three earlier graders per ticket, leaning to the candidate, as a judgments file."""
         rng = random.Random(campaign.seed)
-        reviewers = [users["reviewer1@example.org"], users["reviewer2@example.org"]]
-        campaign.roster.add(*reviewers)
-        batch = Batch.objects.create(campaign=campaign, number=1, name="Batch 1")
-        for n in range(1, 25):
-            category, prompt = TOPICS[n % len(TOPICS)]
-            item = Item.objects.create(
-                dataset=dataset,
-                external_id=f"T-{1000 + n}",
-                prompt=prompt.format(n=1000 + n),
-                metadata={"category": category, "region": REGIONS[n % len(REGIONS)]},
-            )
-            base = Response.objects.create(
-                item=item,
-                system=baseline,
-                text=BASELINE_STYLE.format(n=1000 + n),
-                metadata={"latency_ms": rng.randint(900, 2500), "tokens": rng.randint(60, 140)},
-            )
-            cand = Response.objects.create(
-                item=item,
-                system=candidate,
-                text=CANDIDATE_STYLE.format(n=1000 + n),
-                metadata={"latency_ms": rng.randint(400, 1200), "tokens": rng.randint(70, 160)},
-            )
-            ci = CampaignItem.objects.create(
-                campaign=campaign,
-                item=item,
-                baseline_response=base,
-                candidate_response=cand,
-                slots_taken=2,
-            )
-            for offset, reviewer in enumerate(reviewers):
-                Assignment.objects.create(
-                    campaign=campaign,
-                    batch=batch,
-                    campaign_item=ci,
-                    item=item,
-                    reviewer=reviewer,
-                    candidate_left=(n + offset) % 2 == 0,
-                    position=rng.randint(0, 10_000),
-                )
-        return campaign
+        rows = []
+        for item_id in campaign.campaign_items.values_list("item__external_id", flat=True):
+            for grader in ("pilot.ana@example.org", "pilot.ben@example.org", "pilot.cy@example.org"):
+                preference = rng.choices(
+                    ["candidate", "baseline", "tie", "both_bad"], weights=[55, 25, 15, 5]
+                )[0]
+                better = preference == "candidate"
+                rows.append({
+                    "item_id": item_id, "reviewer": grader, "preference": preference,
+                    "score.correctness.baseline": rng.randint(2, 5),
+                    "score.correctness.candidate": rng.randint(3 if better else 2, 5),
+                    "score.refusal_ok.baseline": 1, "score.refusal_ok.candidate": 1,
+                    "score.overall": rng.randint(4, 7) if better else rng.randint(1, 4),
+                    "rationale": "",
+                })  # fmt: skip
+        with tempfile.TemporaryDirectory() as folder:
+            path = Path(folder) / "pilot_judgments.csv"
+            with path.open("w", newline="") as f:
+                writer = csv.DictWriter(f, fieldnames=list(rows[0]))
+                writer.writeheader()
+                writer.writerows(rows)
+            import_judgments(path=path, filename=path.name, campaign=campaign, actor=lead)
