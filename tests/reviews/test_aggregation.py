@@ -333,3 +333,27 @@ def test_imported_judgments_stay_out_of_the_position_bias(known_campaign):
         "n": 0,
         "p_value": None,
     }
+
+
+def test_postgres_copy_path_reads_the_same_items_as_the_orm_path(known_campaign):
+    from django.db import connection
+
+    from tests.conftest import require_service
+
+    require_service("this test compares the PostgreSQL COPY path", connection.vendor == "postgresql")
+    criteria = [{"name": "refusal_ok", "kind": "binary", "per": "response"}]
+    Response.objects.filter(item__in=known_campaign.campaign_items.values("item")).update(
+        metadata={"auto_refusal_ok": "pass"}
+    )
+    fast_items, fast_meta = aggregation._item_frames_copy(known_campaign.pk, criteria)
+    slow_items = aggregation._item_rows(known_campaign, criteria)
+    slow_meta = aggregation._item_meta(slow_items)
+    columns = ["item_id", "len_diff", "b0", "c0"]
+    for frame in (fast_items, slow_items):
+        frame["len_diff"] = frame["len_diff"].astype(float)
+    assert sorted(map(tuple, fast_items[columns].astype(str).to_numpy())) == sorted(
+        map(tuple, slow_items[columns].astype(str).to_numpy())
+    )
+    assert sorted(map(tuple, fast_meta.astype(str).to_numpy())) == sorted(
+        map(tuple, slow_meta.astype(str).to_numpy())
+    )
