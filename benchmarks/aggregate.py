@@ -288,8 +288,13 @@ def main() -> None:
     started = time.perf_counter()
     # --reuse: time an earlier run's campaign of that size instead of building another one.
     reused = "--reuse" in sys.argv and next(
-        (c for c in Campaign.objects.order_by("-pk")
-         if Judgment.objects.filter(campaign=c, is_current=True).count() == n), None)
+        (
+            c
+            for c in Campaign.objects.order_by("-pk")
+            if Judgment.objects.filter(campaign=c, is_current=True).count() == n
+        ),
+        None,
+    )
     campaign = reused or build(n)
     built = time.perf_counter()
     print(f"database: {connection.vendor}; {n:,} judgments, overlap {OVERLAP}, 4 criteria")

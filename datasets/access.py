@@ -10,8 +10,12 @@ def datasets_for_lead(user):
 
 
 def dataset_for_lead(user, slug: str) -> Dataset:
-    return get_object_or_404(Dataset, slug=slug)
+    return get_object_or_404(datasets_for_lead(user), slug=slug)
+
+
+def import_jobs_for_lead(user):
+    return ImportJob.objects.select_related("dataset", "created_by")
 
 
 def import_job_for_lead(user, pk: int) -> ImportJob:
-    return get_object_or_404(ImportJob, pk=pk)
+    return get_object_or_404(import_jobs_for_lead(user), pk=pk)

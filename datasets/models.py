@@ -25,6 +25,10 @@ class Dataset(models.Model):
         settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL
     )
     created_at = models.DateTimeField(auto_now_add=True)
+    # Per-system summary of response metrics and numeric metadata, and the item metadata keys and
+    # values (datasets.services.summarise_dataset); refreshed after imports and by the metrics job.
+    stats = models.JSONField(default=dict, blank=True)
+    stats_updated_at = models.DateTimeField(null=True, blank=True)
 
     class Meta:
         ordering = ["name"]
@@ -37,7 +41,11 @@ class Dataset(models.Model):
 class Item(models.Model):
     """One ticket: the prompt every system answered, identified by the file's ``item_id``."""
 
-    dataset = models.ForeignKey(Dataset, on_delete=models.CASCADE, related_name="items")
+    # No index of its own: unique_item_per_dataset (dataset, external_id) serves it, and every
+    # extra index slows imports.
+    dataset = models.ForeignKey(
+        Dataset, on_delete=models.CASCADE, related_name="items", db_index=False
+    )
     external_id = models.CharField(max_length=200)
     prompt = models.TextField()
     context = models.TextField(blank=True)
@@ -49,7 +57,9 @@ class Item(models.Model):
     class Meta:
         ordering = ["dataset", "id"]
         constraints = [
-            models.UniqueConstraint(fields=["dataset", "external_id"], name="unique_item_per_dataset")
+            models.UniqueConstraint(
+                fields=["dataset", "external_id"], name="unique_item_per_dataset"
+            )
         ]
 
     def __str__(self) -> str:
@@ -59,8 +69,13 @@ class Item(models.Model):
 class Response(models.Model):
     """One system's answer to one item."""
 
-    item = models.ForeignKey(Item, on_delete=models.CASCADE, related_name="responses")
-    system = models.ForeignKey(System, on_delete=models.PROTECT, related_name="responses")
+    # Served by one_response_per_system (item, system) and the (system, item) index.
+    item = models.ForeignKey(
+        Item, on_delete=models.CASCADE, related_name="responses", db_index=False
+    )
+    system = models.ForeignKey(
+        System, on_delete=models.PROTECT, related_name="responses", db_index=False
+    )
     text = models.TextField()
     metadata = models.JSONField(default=dict, blank=True)
     # Automatic metrics (characters, words, urls, ...); null until the metrics job has run.
@@ -102,6 +117,8 @@ class ImportJob(models.Model):
         settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL
     )
     created_at = models.DateTimeField(auto_now_add=True)
+    # Set when the lead confirms the preview and the import is queued.
+    queued_at = models.DateTimeField(null=True, blank=True)
     started_at = models.DateTimeField(null=True, blank=True)
     finished_at = models.DateTimeField(null=True, blank=True)
 

@@ -1,0 +1,17 @@
+"""Celery tasks: thin interfaces onto datasets.services, on the "imports" queue (see settings)."""
+
+from celery import shared_task
+
+from . import services
+
+
+@shared_task(name="datasets.run_import")
+def run_import(job_id: int) -> None:
+    """Run a confirmed import job; a second delivery of the same job does nothing."""
+    services.run_import_job(job_id=job_id)
+
+
+@shared_task(name="datasets.compute_metrics")
+def compute_metrics(dataset_id: int) -> None:
+    """Fill in the automatic metrics of a dataset's responses that have none yet."""
+    services.compute_metrics(dataset_id=dataset_id, chunk_size=services.METRICS_CHUNK)

@@ -1,0 +1,299 @@
+"""The lead's dataset pages: upload → preview → confirm → progress → summary, and browsing."""
+
+from html.parser import HTMLParser
+from unittest import mock
+
+import pytest
+from django.core.files.uploadedfile import SimpleUploadedFile
+from django.urls import reverse
+
+from datasets import services, tasks
+from datasets.models import Dataset, ImportJob
+from tests import factories
+
+from .conftest import csv_text, wide_rows
+
+pytestmark = pytest.mark.django_db
+HX = {"HX-Request": "true"}
+
+
+@pytest.fixture
+def media(settings, tmp_path):
+    settings.MEDIA_ROOT = tmp_path / "media"
+    return settings.MEDIA_ROOT
+
+
+@pytest.fixture
+def dataset():
+    dataset = factories.DatasetFactory(name="Support", slug="support")
+    systems = [factories.SystemFactory(name=name) for name in ("gpt-4", "gpt-4o", "claude")]
+    for n in range(30):
+        item = factories.ItemFactory(dataset=dataset, external_id=f"T-{n:03d}")
+        for system in systems:
+            factories.ResponseFactory(item=item, system=system, metadata={"latency_ms": n})
+    return dataset
+
+
+class Tags(HTMLParser):
+    """The scripts, link targets and inline event handlers of a page, as a browser sees them."""
+
+    def __init__(self):
+        super().__init__()
+        self.scripts, self.links, self.handlers = [], [], []
+
+    def handle_starttag(self, tag, attrs):
+        attributes = dict(attrs)
+        if tag == "script":
+            self.scripts.append(attributes.get("src"))
+        if tag == "a" and "href" in attributes:
+            self.links.append(attributes["href"] or "")
+        self.handlers += [name for name in attributes if name.startswith("on")]
+
+
+def upload(client, content: str | bytes, name="pairs.csv", dataset="Support", **extra):
+    data = content.encode() if isinstance(content, str) else content
+    return client.post(
+        reverse("datasets:upload"),
+        {"file": SimpleUploadedFile(name, data), "dataset": dataset, **extra},
+    )
+
+
+@pytest.mark.parametrize(
+    ("persona", "expected"),
+    [(None, 302), ("reviewer", 403), ("analyst", 403), ("outsider", 403), ("lead", 200)],
+)
+def test_every_dataset_page_is_for_leads_only(request, client, client_for, persona, expected):
+    dataset = factories.DatasetFactory(slug="d")
+    job = ImportJob.objects.create(dataset_name="d", filename="f.csv", status="done")
+    if persona:
+        client = client_for(request.getfixturevalue(persona))
+    urls = [
+        reverse("datasets:list"),
+        reverse("datasets:upload"),
+        reverse("datasets:job", args=[job.pk]),
+        reverse("datasets:job-status", args=[job.pk]),
+        reverse("datasets:detail", args=[dataset.slug]),
+        reverse("datasets:items", args=[dataset.slug]),
+    ]
+    statuses = {url: client.get(url).status_code for url in urls}
+    if expected == 200:
+        expected_status = dict.fromkeys(urls, 200)
+        expected_status[urls[3]] = 286  # a finished job's status fragment stops the polling
+        assert statuses == expected_status
+    else:
+        assert set(statuses.values()) == {expected}
+
+
+def test_unknown_dataset_and_job_are_404(client_for, lead):
+    client = client_for(lead)
+    assert client.get(reverse("datasets:detail", args=["nope"])).status_code == 404
+    assert client.get(reverse("datasets:job", args=[999])).status_code == 404
+
+
+def test_upload_preview_confirm_progress_summary(client_for, lead, media):
+    client = client_for(lead)
+
+    response = upload(client, csv_text(wide_rows(8)), redact_pii="on")
+    job = ImportJob.objects.get()
+    assert response.status_code == 302
+    assert response["Location"] == reverse("datasets:job", args=[job.pk])
+    assert (job.dataset_name, job.redact_pii, job.status) == ("Support", True, "pending")
+
+    page = client.get(response["Location"]).content.decode()
+    assert "Detected <strong>wide form</strong> (CSV)" in page
+    assert "response A metadata “latency_ms”" in page
+    assert "T-0005" in page
+    assert "T-0006" not in page  # five rows of preview
+    assert 'value="confirm"' in page
+    assert not Dataset.objects.exists()
+
+    with mock.patch.object(tasks.run_import, "apply_async") as send:
+        confirm = client.post(
+            reverse("datasets:job", args=[job.pk]), {"action": "confirm"}, headers=HX
+        )
+    fragment = confirm.content.decode()
+    assert "<html" not in fragment
+    assert "Waiting for a worker" in fragment
+    assert 'hx-trigger="every 1s"' in fragment
+    send.assert_not_called()  # sent only once the request's transaction commits
+
+    status_url = reverse("datasets:job-status", args=[job.pk])
+    ImportJob.objects.filter(pk=job.pk).update(status="importing", rows_done=4, rows_total=8)
+    polling = client.get(status_url, headers=HX)
+    assert polling.status_code == 200
+    assert '<progress max="100" value="50"' in polling.content.decode()
+
+    ImportJob.objects.filter(pk=job.pk).update(status="pending", rows_done=0)
+    tasks.run_import(job.pk)  # what the worker does
+
+    done = client.get(status_url, headers=HX)
+    assert done.status_code == 286  # htmx stops polling
+    summary = done.content.decode()
+    assert "<html" not in summary
+    assert "8 new items, 16 new responses" in summary
+    assert "0 [EMAIL]" in summary
+    assert reverse("datasets:detail", args=["support"]) in summary
+
+
+def test_confirming_sends_the_task_after_commit(
+    client_for, lead, media, django_capture_on_commit_callbacks
+):
+    client = client_for(lead)
+    upload(client, csv_text(wide_rows(2)))
+    job = ImportJob.objects.get()
+
+    with (
+        mock.patch.object(tasks.run_import, "apply_async") as send,
+        django_capture_on_commit_callbacks(execute=True),
+    ):
+        response = client.post(reverse("datasets:job", args=[job.pk]), {"action": "confirm"})
+        client.post(reverse("datasets:job", args=[job.pk]), {"action": "confirm"})
+
+    assert response.status_code == 302
+    send.assert_called_once_with(args=(job.pk,), kwargs={}, retry=False)
+
+
+def test_failed_import_lists_errors_with_line_and_column(client_for, lead, media):
+    client = client_for(lead)
+    rows = wide_rows(8)
+    rows[6]["response_b"] = ""
+    upload(client, csv_text(rows))
+    job = ImportJob.objects.get()
+    services.confirm_import(job=job)
+
+    tasks.run_import(job.pk)
+
+    fragment = client.get(reverse("datasets:job-status", args=[job.pk]), headers=HX)
+    assert fragment.status_code == 286
+    assert "pairs.csv:26: response_b: empty" in fragment.content.decode()
+    assert "Nothing was imported" in fragment.content.decode()
+    assert not Dataset.objects.exists()
+
+
+def test_preview_of_a_file_with_missing_columns_offers_no_import(client_for, lead, media):
+    client = client_for(lead)
+    upload(client, "item_id,question,system,response\n1,q,s,r\n")
+
+    page = client.get(reverse("datasets:job", args=[ImportJob.objects.get().pk])).content.decode()
+
+    assert "pairs.csv:1: prompt: missing required column" in page
+    assert 'value="confirm"' not in page
+
+
+def test_upload_form_refuses_other_file_types(client_for, lead, media):
+    response = upload(client_for(lead), "x", name="pairs.xlsx")
+
+    assert response.status_code == 200
+    assert "Upload a .csv or .jsonl file." in response.content.decode()
+    assert not ImportJob.objects.exists()
+
+
+def test_stale_running_job_shows_as_failed_and_can_run_again(client_for, lead, media):
+    client = client_for(lead)
+    upload(client, csv_text(wide_rows(3)))
+    job = ImportJob.objects.get()
+    ImportJob.objects.filter(pk=job.pk).update(
+        status="importing", queued_at="2020-01-01T00:00Z", started_at="2020-01-01T00:00Z"
+    )
+
+    fragment = client.get(reverse("datasets:job-status", args=[job.pk]), headers=HX)
+    assert fragment.status_code == 286
+    assert "stopped before finishing" in fragment.content.decode()
+    assert 'value="retry"' in fragment.content.decode()
+
+    with mock.patch.object(tasks.run_import, "apply_async"):
+        client.post(reverse("datasets:job", args=[job.pk]), {"action": "retry"}, headers=HX)
+    tasks.run_import(job.pk)
+    job.refresh_from_db()
+    assert (job.status, job.summary["items_created"]) == ("done", 3)
+
+
+def test_dataset_page_shows_systems_metadata_and_metrics_side_by_side(
+    client_for, lead, dataset, django_assert_max_num_queries
+):
+    services.compute_metrics(dataset_id=dataset.pk)
+    client = client_for(lead)
+
+    with django_assert_max_num_queries(7):
+        page = client.get(reverse("datasets:detail", args=["support"])).content.decode()
+
+    assert "30 items, 90 responses from 3 systems" in page
+    for name in ("gpt-4", "gpt-4o", "claude"):
+        assert f'<th scope="colgroup" colspan="3">{name}</th>' in page
+    assert "Uses Markdown" in page
+    assert "latency_ms" in page
+    assert "shipping (30)" in page
+    assert 'hx-trigger="every 5s"' not in page  # all metrics are in
+
+
+def test_metrics_fragment_polls_until_every_response_has_metrics(client_for, lead, dataset):
+    client = client_for(lead)
+    url = reverse("datasets:detail", args=["support"])
+    headers = {**HX, "HX-Target": "metrics"}
+
+    pending = client.get(url, headers=headers)
+    assert pending.status_code == 200
+    assert "<html" not in pending.content.decode()
+    assert "0 of 90 responses so far" in pending.content.decode()
+
+    services.compute_metrics(dataset_id=dataset.pk)
+    assert client.get(url, headers=headers).status_code == 286
+
+
+def test_item_browser_sanitizes_responses(client_for, lead):
+    dataset = factories.DatasetFactory(slug="evil")
+    item = factories.ItemFactory(dataset=dataset, prompt="<b>prompt</b>")
+    factories.ResponseFactory(
+        item=item,
+        system=factories.SystemFactory(name="a"),
+        text="<script>alert(1)</script> [click](javascript:alert(2)) "
+        '<a href="javascript:alert(3)">x</a> [ok](https://example.com) **bold**',
+    )
+    factories.ResponseFactory(
+        item=item, system=factories.SystemFactory(name="b"), text="<img src=x onerror=alert(4)>"
+    )
+
+    page = client_for(lead).get(reverse("datasets:items", args=["evil"])).content.decode()
+
+    tags = Tags()
+    tags.feed(page)
+    assert not [src for src in tags.scripts if not src or "/static/" not in src]
+    assert not [href for href in tags.links if not href.startswith(("/", "#", "https://"))]
+    assert not tags.handlers
+    assert '<a href="https://example.com" rel="noopener noreferrer nofollow">ok</a>' in page
+    assert "<strong>bold</strong>" in page
+    assert "&lt;b&gt;prompt&lt;/b&gt;" in page
+
+
+def test_item_browser_pages_and_chooses_systems(
+    client_for, lead, dataset, django_assert_max_num_queries
+):
+    client = client_for(lead)
+    url = reverse("datasets:items", args=["support"])
+
+    with django_assert_max_num_queries(8):
+        first = client.get(url).content.decode()
+    assert first.count("<article") == 20
+    assert "<h3>claude</h3>" in first
+    assert "<h3>gpt-4</h3>" in first
+    assert "<h3>gpt-4o</h3>" not in first
+
+    with django_assert_max_num_queries(8):
+        second = client.get(url, {"page": 2, "a": "gpt-4o", "b": "gpt-4"}, headers=HX)
+    fragment = second.content.decode()
+    assert "<html" not in fragment
+    assert fragment.count("<article") == 10
+    assert "<h3>gpt-4o</h3>" in fragment
+    assert "T-029" in fragment
+
+
+def test_dataset_list_links_each_dataset(client_for, lead, dataset, django_assert_max_num_queries):
+    factories.DatasetFactory(name="Other", slug="other")
+
+    client = client_for(lead)
+
+    with django_assert_max_num_queries(5):
+        page = client.get(reverse("datasets:list")).content.decode()
+
+    assert reverse("datasets:detail", args=["support"]) in page
+    assert reverse("datasets:detail", args=["other"]) in page
