@@ -340,7 +340,9 @@ def test_postgres_copy_path_reads_the_same_items_as_the_orm_path(known_campaign)
 
     from tests.conftest import require_service
 
-    require_service("this test compares the PostgreSQL COPY path", connection.vendor == "postgresql")
+    require_service(
+        "this test compares the PostgreSQL COPY path", connection.vendor == "postgresql"
+    )
     criteria = [{"name": "refusal_ok", "kind": "binary", "per": "response"}]
     Response.objects.filter(item__in=known_campaign.campaign_items.values("item")).update(
         metadata={"auto_refusal_ok": "pass"}

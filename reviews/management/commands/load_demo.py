@@ -101,7 +101,11 @@ class Command(BaseCommand):
         rng = random.Random(campaign.seed)
         rows = []
         for item_id in campaign.campaign_items.values_list("item__external_id", flat=True):
-            for grader in ("pilot.ana@example.org", "pilot.ben@example.org", "pilot.cy@example.org"):
+            for grader in (
+                "pilot.ana@example.org",
+                "pilot.ben@example.org",
+                "pilot.cy@example.org",
+            ):
                 preference = rng.choices(
                     ["candidate", "baseline", "tie", "both_bad"], weights=[55, 25, 15, 5]
                 )[0]
