@@ -54,8 +54,8 @@ JSON_METADATA = {
 }
 
 # Numbers as people write them; "007" and "0123" are identifiers, not numbers.
-_INT = re.compile(r"[+-]?(?:0|[1-9]\d{0,17})")
-_FLOAT = re.compile(r"[+-]?(?:(?:0|[1-9]\d*)(?:\.\d*)?|\.\d+)(?:[eE][+-]?\d{1,3})?")
+_INT = re.compile(r"[+-]?(?:0|[1-9]\d{0,17})", re.ASCII)
+_FLOAT = re.compile(r"[+-]?(?:(?:0|[1-9]\d*)(?:\.\d*)?|\.\d+)(?:[eE][+-]?\d{1,3})?", re.ASCII)
 _BAD_JSON_CHARS = re.compile("[\x00\ud800-\udfff]")
 _ABSENT = -1
 
@@ -213,6 +213,8 @@ def _number(value: str) -> int | float:
 
 
 def _numeric_looking(value: str) -> bool:
+    if value.isascii() and value.isdigit() and len(value) <= 18:  # most cells, no regex
+        return value[0] != "0" or value == "0"
     if _INT.fullmatch(value):
         return True
     return _FLOAT.fullmatch(value) is not None and math.isfinite(float(value))
@@ -380,7 +382,7 @@ class PairsFile:
         self.systems, self.item_ids, self.numeric = set(), set(), {}
         self._close_spool()
         if self.preview_rows is None:
-            self._spool = tempfile.TemporaryFile()  # noqa: SIM115 - closed after pass 2
+            self._spool = tempfile.TemporaryFile(buffering=CHUNK)  # noqa: SIM115 - closed after pass 2
         reader = self._csv_rows if self.kind == "csv" else self._jsonl_rows
         with self.path.open(encoding="utf-8-sig", newline="") as handle:
             for row in reader(handle, progress):

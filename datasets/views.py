@@ -83,9 +83,12 @@ def dataset_items(request, slug: str):
     """Items page by page, with two systems' responses side by side (Markdown, sanitized)."""
     dataset = access.dataset_for_lead(request.user, slug)
     systems = services.dataset_systems(dataset=dataset)
-    form = SystemsForm(request.GET or None, systems=systems)
+    asked = request.GET if {"a", "b"} & set(request.GET) else None
+    form = SystemsForm(asked, systems=systems)
     chosen = form.cleaned_data if form.is_valid() else {}
     shown = services.choose_systems(systems, chosen.get("a"), chosen.get("b"))
+    if not form.is_bound:
+        form = SystemsForm(initial=dict(zip("ab", shown, strict=False)), systems=systems)
     page = Paginator(dataset.items.order_by("pk"), ITEMS_PER_PAGE).get_page(request.GET.get("page"))
     context = {
         "dataset": dataset,

@@ -47,9 +47,14 @@ def test_metadata_is_numeric_only_when_the_whole_column_is(write):
     rows[2]["category"] = "007"  # an identifier, not a number
     for row in rows:
         row["zip"] = "02134"
+        row["arabic_digits"] = "\u0663"  # int() would take it; a spreadsheet would not
+        row["huge"] = "9" * 5000
     path = write("pairs.csv", csv_text(rows))
 
     _, parsed = rows_of(path)
+
+    assert parsed[0].item_metadata["arabic_digits"] == "\u0663"
+    assert parsed[0].item_metadata["huge"] == "9" * 5000
 
     assert [r.responses[0].metadata["latency_ms"] for r in parsed] == [1.5, 102, 103]
     assert [r.responses[1].metadata["latency_ms"] for r in parsed] == ["81", "n/a", "83"]
