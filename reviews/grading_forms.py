@@ -24,8 +24,12 @@ def criterion_field(criterion: dict, *, label: str) -> forms.Field:
     low, high = criterion["min"], criterion["max"]
     anchors = {str(k): v for k, v in (criterion.get("anchors") or {}).items()}
     if criterion.get("per") == "pair":
-        anchors = {str(low): "Response 1 much better", str(high): "Response 2 much better",
-                   **anchors}  # fmt: skip
+        # A pair scale's anchors are written facing the candidate ("7: candidate much better");
+        # shown to a reviewer they would name the systems and point the wrong way half the
+        # time. The reviewer sees the scale in Response 1 / Response 2 terms only.
+        anchors = {str(low): "Response 1 much better", str(high): "Response 2 much better"}
+        if (low + high) % 2 == 0:
+            anchors[str((low + high) // 2)] = "About the same"
     choices = [
         (v, f"{v} · {anchors[str(v)]}" if str(v) in anchors else str(v))
         for v in range(low, high + 1)

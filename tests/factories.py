@@ -1,36 +1,14 @@
 """factory-boy factories for every model (no JSON fixtures)."""
 
+import copy
+
 import factory
 from django.contrib.auth import get_user_model
 from django.utils import timezone
 
 from datasets.models import Dataset, Item, Response, System
 from reviews.models import Assignment, Batch, Campaign, CampaignItem, Judgment, Rubric
-
-DEFAULT_CRITERIA = [
-    {
-        "name": "correctness",
-        "label": "Is it correct?",
-        "kind": "scale",
-        "min": 1,
-        "max": 5,
-        "per": "response",
-    },
-    {
-        "name": "refusal_ok",
-        "label": "Refuses only when it should",
-        "kind": "binary",
-        "per": "response",
-    },
-    {
-        "name": "overall",
-        "label": "Which is better overall?",
-        "kind": "scale",
-        "min": 1,
-        "max": 7,
-        "per": "pair",
-    },
-]
+from reviews.services import DEFAULT_CRITERIA
 
 
 class UserFactory(factory.django.DjangoModelFactory):
@@ -85,7 +63,7 @@ class RubricFactory(factory.django.DjangoModelFactory):
         django_get_or_create = ("name",)
 
     name = factory.Sequence(lambda n: f"rubric-{n}")
-    criteria = factory.LazyFunction(lambda: [dict(c) for c in DEFAULT_CRITERIA])
+    criteria = factory.LazyFunction(lambda: copy.deepcopy(DEFAULT_CRITERIA))
 
 
 class CampaignFactory(factory.django.DjangoModelFactory):

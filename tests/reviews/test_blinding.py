@@ -198,3 +198,19 @@ def test_left_right_placement_is_balanced_per_reviewer_through_the_assign_servic
     )
     assert all(v == 1 for v in per_item.values())
     assert len(per_item) == 21
+
+
+def test_pair_scale_anchors_are_shown_in_response_terms_only(client_for, reviewer):
+    """The default rubric's pair anchors face the candidate ("7: candidate much better")."""
+    from reviews.services import DEFAULT_CRITERIA
+
+    overall = next(c for c in DEFAULT_CRITERIA if c["per"] == "pair")
+    assert "andidate" in " ".join(overall["anchors"].values())
+    for candidate_left in (True, False):
+        a = AssignmentFactory(reviewer=reviewer, candidate_left=candidate_left)
+        html = client_for(reviewer).get(reverse("grading:grade", args=[a.token])).text
+        assert "1 · Response 1 much better" in html
+        assert "7 · Response 2 much better" in html
+        assert "4 · About the same" in html
+        for word in ("andidate", "aseline"):
+            assert word not in html
