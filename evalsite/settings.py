@@ -9,6 +9,7 @@ import warnings
 from pathlib import Path
 
 import dj_database_url
+from celery.schedules import crontab
 from django.core.exceptions import ImproperlyConfigured
 from django.utils.csp import CSP
 
@@ -222,7 +223,7 @@ CELERY_TASK_DEFAULT_QUEUE = "default"
 CELERY_BEAT_SCHEDULE = {
     "aggregate-active-campaigns-nightly": {
         "task": "reviews.aggregate_active_campaigns",
-        "schedule": 24 * 60 * 60,
+        "schedule": crontab(hour=2, minute=30),
     }
 }
 # Re-aggregate a campaign after this many new judgments.

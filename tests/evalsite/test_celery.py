@@ -82,3 +82,16 @@ def test_a_broker_outage_is_logged_not_raised(caplog):
     with mock.patch.object(heartbeat, "apply_async", side_effect=ConnectionError("down")):
         assert send_safely(heartbeat, "x") is False
     assert "Could not send evalsite.heartbeat" in caplog.text
+
+
+def test_beat_runs_a_registered_aggregation_task_every_night(settings):
+    from celery.schedules import crontab
+
+    from evalsite.celery import app
+    from reviews import tasks
+
+    (entry,) = settings.CELERY_BEAT_SCHEDULE.values()
+    assert entry["task"] == tasks.aggregate_active_campaigns.name
+    assert entry["task"] in app.tasks
+    assert isinstance(entry["schedule"], crontab)
+    assert entry["schedule"].hour == {2}
