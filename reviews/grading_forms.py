@@ -1,6 +1,7 @@
 """The grading form, built from the campaign's rubric. Field names carry no system identity."""
 
 from django import forms
+from django.utils.html import format_html_join
 
 from .grading import LEFT, PREFERENCE_CHOICES, RIGHT, SKIP_REASONS
 
@@ -100,6 +101,19 @@ class JudgmentForm(forms.Form):
         bound = self[name]
         value = bound.value()
         current = "" if value is None else str(value)
+        required = " required" if bound.field.required else ""
+        # Built here rather than looped over in the template: ~45 radios a page, and the
+        # template loop cost several milliseconds of a ~30 ms page (measured).
+        options = format_html_join(
+            "",
+            '<label class="choice" for="{0}"><input type="radio" name="{1}" value="{2}" '
+            'id="{0}"{3}{4}> {5}</label>',
+            (
+                (f"id_{name}_{i}", name, v, required, " checked" if str(v) == current else "",
+                 label)
+                for i, (v, label) in enumerate(bound.field.choices)
+            ),
+        )  # fmt: skip
         return {
             "name": name,
             "label": bound.label,
@@ -107,10 +121,7 @@ class JudgmentForm(forms.Form):
             "criterion": criterion,
             "required": bound.field.required,
             "errors": bound.errors,
-            "options": [
-                {"id": f"id_{name}_{i}", "value": v, "label": label, "checked": str(v) == current}
-                for i, (v, label) in enumerate(bound.field.choices)
-            ],
+            "options_html": options,
         }
 
     def scores(self) -> dict[str, dict]:
