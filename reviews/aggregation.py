@@ -7,7 +7,6 @@ duration_seconds, len_diff], scores [item_id, reviewer, criterion, target, value
 
 from __future__ import annotations
 
-import hashlib
 import io
 import logging
 import time
@@ -25,6 +24,7 @@ from django.utils import timezone
 from psycopg import sql
 
 from . import calibration, stats
+from .exports import reviewer_pseudonym
 from .models import Campaign, CampaignItem, Judgment, Report
 
 logger = logging.getLogger(__name__)
@@ -42,11 +42,6 @@ META_COLUMNS = ["item_id", "key", "value"]
 CHUNK = 20_000
 _TRUE = {"1", "true", "pass", "yes", "1.0"}
 _FALSE = {"0", "false", "fail", "no", "0.0"}
-
-
-def pseudonym(user_id: int) -> str:
-    """A reviewer's stable pseudonym in reports: "R-" and a short hash of the user id."""
-    return "R-" + hashlib.sha256(f"evalsite.reviewer:{user_id}".encode()).hexdigest()[:10]
 
 
 def current_judgments(campaign_id: int):
@@ -437,7 +432,8 @@ def _frames(campaign: Campaign, *, criteria: list[dict]):
         raw, flat, key = _judgment_frames(campaign.pk, rubric)
         items, item_meta = _item_frames(campaign, criteria)
     ids, users = pd.factorize(raw["reviewer_id"])
-    reviewer = pd.Categorical.from_codes(ids, [pseudonym(int(u)) for u in users])
+    # The same pseudonyms as the analysts' exports, so the two can be joined.
+    reviewer = pd.Categorical.from_codes(ids, [reviewer_pseudonym(int(u)) for u in users])
     len_diff = pd.Series(items["len_diff"].to_numpy(), index=items["item_id"].to_numpy())
     prefs = pd.DataFrame(
         {
