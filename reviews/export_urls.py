@@ -9,4 +9,5 @@ urlpatterns = [
     path("<slug:slug>/", export_views.export_form, name="form"),
     path("<slug:slug>/download/", export_views.download, name="download"),
     path("<slug:slug>/import/", export_views.import_upload, name="import"),
+    path("<slug:slug>/report.csv", export_views.report_csv, name="report-csv"),
 ]

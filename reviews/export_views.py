@@ -59,6 +59,22 @@ def download(request, slug):
     return response
 
 
+@role_required(LEAD, ANALYST)
+def report_csv(request, slug):
+    """The latest computed report, one row per figure; logged like every export."""
+    campaign = access.campaign_for_reports(request.user, slug)
+    report = campaign.reports.filter(status="done").order_by("-finished_at", "-pk").first()
+    if report is None:
+        messages.warning(request, "This campaign has no computed report yet: recompute it first.")
+        return redirect("report:page", slug=campaign.slug)
+    exports.log_report_export(campaign=campaign, report=report, user=request.user)
+    response = StreamingHttpResponse(
+        exports.report_lines(campaign, report.result), content_type=exports.CONTENT_TYPES["csv"]
+    )
+    response["Content-Disposition"] = f'attachment; filename="{campaign.slug}-report.csv"'
+    return response
+
+
 @role_required(LEAD)
 def export_log(request):
     """Who exported what, newest first."""

@@ -313,3 +313,55 @@ def _counted(log: ExportLog, lines: Iterator[str], *, header: bool) -> Iterator[
 def campaign_for_export(slug: str) -> Campaign:
     """The campaign with what every export reads of it (systems and rubric) in one query."""
     return Campaign.objects.select_related("baseline", "candidate", "rubric").get(slug=slug)
+
+
+# ---------------------------------------------------------------------------------------------
+# The aggregated report, one row per figure
+
+
+REPORT_COLUMNS = ["campaign", "section", "figure", "value"]
+
+
+def report_figures(result: dict[str, Any]) -> Iterator[tuple[str, str, Any]]:
+    """Flatten a stored report into (section, figure, value): nested keys joined with ".",
+    lists by position ("reviewers.0.n"), intervals as figure.lo / figure.hi."""
+
+    def walk(prefix: str, value: Any) -> Iterator[tuple[str, Any]]:
+        if isinstance(value, dict):
+            for key, inner in value.items():
+                yield from walk(f"{prefix}.{key}" if prefix else str(key), inner)
+        elif isinstance(value, list) and len(value) == 2 and prefix.endswith(("ci95", "ci")):
+            yield f"{prefix}.lo", value[0]
+            yield f"{prefix}.hi", value[1]
+        elif isinstance(value, list):
+            for i, inner in enumerate(value):
+                yield from walk(f"{prefix}.{i}", inner)
+        else:
+            yield prefix, value
+
+    for section, value in result.items():
+        if isinstance(value, dict | list):
+            for figure, inner in walk("", value):
+                yield section, figure, inner
+        else:
+            yield "summary", section, value
+
+
+def report_lines(campaign: Campaign, result: dict[str, Any]) -> Iterator[str]:
+    """The report as CSV lines (formulas defused), for pandas or a spreadsheet."""
+    rows = ([campaign.slug, *figure] for figure in report_figures(result))
+    return csv_lines([REPORT_COLUMNS, *rows])
+
+
+def log_report_export(*, campaign: Campaign, report, user: AbstractBaseUser | None) -> ExportLog:
+    """Record a report download like any other export (ExportLog and an "export" AuditEvent)."""
+    actor = user if user is not None and user.is_authenticated else None
+    rows = sum(1 for _ in report_figures(report.result or {}))
+    log = ExportLog.objects.create(
+        user=actor, campaign=campaign, kind="report", filters={"report": report.pk}, row_count=rows
+    )
+    AuditEvent.objects.create(
+        actor=actor, verb="export", campaign=campaign, target=f"campaign:{campaign.slug}",
+        details={"kind": "report", "report": report.pk},
+    )  # fmt: skip
+    return log

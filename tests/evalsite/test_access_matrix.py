@@ -67,6 +67,8 @@ MATRIX = {
     "report:status": ("get", slug, allowed(L, A, ok=302)),  # a fragment: no htmx, no fragment
     "exports:form": ("get", slug, allowed(L, A)),
     "exports:download": ("get", slug, allowed(L, A)),
+    # No report computed yet in the world: back to the report page with a message.
+    "exports:report-csv": ("get", slug, allowed(L, A, ok=302)),
 }
 # Not ours to test here: allauth and the admin have their own access rules.
 EXEMPT_PREFIXES = ("account_", "admin:")

@@ -414,3 +414,26 @@ def test_command_writes_stdout_and_files(campaign, reviewer, tmp_path):
 def test_command_errors(tmp_path):
     with pytest.raises(CommandError, match="No campaign"):
         call_command("export_judgments", "missing")
+
+
+def test_report_downloads_as_one_row_per_figure(client_for, analyst):
+    import io
+
+    import pandas as pd
+
+    from reviews import aggregation
+
+    campaign = factories.CampaignFactory(slug="figures")
+    item = factories.CampaignItemFactory(campaign=campaign)
+    factories.JudgmentFactory(assignment__campaign_item=item, preference="candidate")
+    aggregation.run_aggregation(campaign_id=campaign.pk)
+    response = client_for(analyst).get(reverse("exports:report-csv", args=[campaign.slug]))
+    assert response.status_code == 200
+    frame = pd.read_csv(io.StringIO(b"".join(response.streaming_content).decode()))
+    assert list(frame.columns) == ["campaign", "section", "figure", "value"]
+    figures = dict(zip(frame["section"] + ":" + frame["figure"], frame["value"], strict=True))
+    assert figures["preference:counts.candidate"] == "1"
+    assert figures["summary:n_judgments"] == "1"
+    assert "preference:win_rate_ci95.lo" in figures
+    assert ExportLog.objects.get(kind="report").row_count == len(frame)
+    assert AuditEvent.objects.filter(verb="export", details__kind="report").exists()
