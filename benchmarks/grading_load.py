@@ -27,6 +27,16 @@ os.environ.setdefault("SECRET_KEY", "benchmark-only-secret-key-0123456789-abcdef
 os.environ.setdefault("ALLOWED_HOSTS", "127.0.0.1,localhost")
 os.environ["SECURE_COOKIES"] = "0"
 PASSWORD = "load-test-password-123"
+# One answer to every question of the default rubric, as the grading form posts it.
+ANSWERS = {
+    "preference": "1",
+    "correctness__1": "4",
+    "correctness__2": "3",
+    "refusal_ok__1": "1",
+    "refusal_ok__2": "1",
+    "overall__pair": "3",
+    "active_ms": "900",
+}
 
 
 def setup(n_reviewers: int, rounds: int, pad: int) -> str:
@@ -106,16 +116,7 @@ def reviewer_session(base: str, email: str, public_id: str, rounds: int, out: di
         action = re.search(r'id="judgment-form"[^>]*action="([^"]+)"', r.text).group(1)
         ticket = re.search(r'name="ticket" value="([^"]+)"', r.text).group(1)
         csrf = s.cookies.get("csrftoken")
-        data = {
-            "ticket": ticket,
-            "preference": "1",
-            "correctness__1": "4",
-            "correctness__2": "3",
-            "refusal_ok__1": "1",
-            "refusal_ok__2": "1",
-            "overall__pair": "3",
-            "active_ms": "900",
-        }
+        data = {"ticket": ticket, **ANSWERS}
         t = time.perf_counter()
         r = s.post(
             f"{base}{action}", data=data, headers={"HX-Request": "true", "X-CSRFToken": csrf}

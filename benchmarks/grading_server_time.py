@@ -24,11 +24,6 @@ os.environ["ALLOWED_HOSTS"] = "testserver"
 os.environ["SECURE_COOKIES"] = "0"
 
 
-def pct(values, p):
-    values = sorted(values)
-    return values[min(len(values) - 1, round(p / 100 * (len(values) - 1)))] * 1000
-
-
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--items", type=int, default=200)
@@ -41,7 +36,7 @@ def main() -> None:
     from django.test import Client
     from django.test.utils import CaptureQueriesContext
 
-    from benchmarks.grading_load import setup
+    from benchmarks.grading_load import ANSWERS, pct, setup
 
     public_id, emails = setup(1, args.items, args.pad_judgments)
     from django.contrib.auth import get_user_model
@@ -61,16 +56,7 @@ def main() -> None:
             page_times.append(time.perf_counter() - t)
         page_queries.append(len(q))
         ticket = re.search(r'name="ticket" value="([^"]+)"', page.text).group(1)
-        data = {
-            "ticket": ticket,
-            "preference": "1",
-            "correctness__1": "4",
-            "correctness__2": "3",
-            "refusal_ok__1": "1",
-            "refusal_ok__2": "1",
-            "overall__pair": "3",
-            "active_ms": "900",
-        }
+        data = {"ticket": ticket, **ANSWERS}
         with CaptureQueriesContext(connection) as q:
             t = time.perf_counter()
             response = client.post(f"{url}submit/", data, headers={"HX-Request": "true"})
