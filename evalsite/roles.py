@@ -10,6 +10,8 @@ REVIEWER = "reviewer"
 LEAD = "lead"
 ANALYST = "analyst"
 ALL_ROLES = frozenset({REVIEWER, LEAD, ANALYST})
+# Set by evalsite.auth_backends on the request's user: the role names, comma-separated.
+ROLE_NAMES_ATTR = "_evalsite_role_names"
 
 
 def roles_of(user) -> frozenset[str]:
@@ -18,8 +20,11 @@ def roles_of(user) -> frozenset[str]:
         return frozenset()
     cached = getattr(user, "_evalsite_roles", None)
     if cached is None:
+        loaded = getattr(user, ROLE_NAMES_ATTR, None)
         if user.is_staff or user.is_superuser:
             cached = ALL_ROLES
+        elif loaded is not None:
+            cached = frozenset(loaded.split(",")) & ALL_ROLES
         else:
             cached = frozenset(
                 user.groups.filter(name__in=ALL_ROLES).values_list("name", flat=True)

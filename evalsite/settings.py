@@ -116,8 +116,8 @@ AUTH_PASSWORD_VALIDATORS = [
     {"NAME": "django.contrib.auth.password_validation.NumericPasswordValidator"},
 ]
 AUTHENTICATION_BACKENDS = [
-    "django.contrib.auth.backends.ModelBackend",
-    "allauth.account.auth_backends.AuthenticationBackend",
+    "evalsite.auth_backends.RolesModelBackend",
+    "evalsite.auth_backends.RolesAllauthBackend",
 ]
 
 # allauth: email + password; accounts are created by leads or the admin.

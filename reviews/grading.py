@@ -12,10 +12,10 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
+from django.conf import settings
 from django.core import signing
 from django.core.exceptions import ValidationError
-from django.db import IntegrityError, transaction
-from django.db.models import F
+from django.db import IntegrityError, connection, transaction
 from django.utils import timezone
 from django.utils.safestring import SafeString
 
@@ -52,6 +52,9 @@ def strip_invisible(text: str) -> str:
     return _INVISIBLE.sub("", text)
 
 
+ALREADY_SAVED = "This answer was already saved."
+
+
 @dataclass(frozen=True)
 class BlindPair:
     """Everything a reviewer sees of one item, masked and rendered; no system identity."""
@@ -82,9 +85,9 @@ def blind_pair(assignment: Assignment) -> BlindPair:
     item = assignment.item
     ci = assignment.campaign_item
     texts = dict(
-        Response.objects.filter(
-            pk__in=[ci.baseline_response_id, ci.candidate_response_id]
-        ).values_list("pk", "text")
+        Response.objects.filter(pk__in=[ci.baseline_response_id, ci.candidate_response_id])
+        .order_by()  # the model's ordering would join item, dataset and system
+        .values_list("pk", "text")
     )
     baseline, candidate = texts[ci.baseline_response_id], texts[ci.candidate_response_id]
     left, right = (candidate, baseline) if assignment.candidate_left else (baseline, candidate)
@@ -139,7 +142,7 @@ def read_ticket(value: str, assignment: Assignment) -> Ticket:
 
 
 def current_judgment(assignment: Assignment) -> Judgment | None:
-    return assignment.judgments.filter(is_current=True).first()
+    return assignment.judgments.filter(is_current=True).order_by().first()
 
 
 def deblind_preference(choice: str, *, candidate_left: bool) -> str:
@@ -233,9 +236,6 @@ def submit_judgment(
     submission of the same item raises StaleForm. A closed campaign refuses (ValidationError);
     a paused one keeps what was already on its way, so nothing a reviewer did is lost.
     """
-    existing = Judgment.objects.filter(submission_key=ticket.submission_key).first()
-    if existing is not None:
-        return SubmitResult(existing, created=False, notice="This answer was already saved.")
     campaign = assignment.campaign
     if campaign.status in (Campaign.Status.CLOSED, Campaign.Status.DRAFT):
         raise ValidationError(
@@ -249,9 +249,20 @@ def submit_judgment(
     try:
         with transaction.atomic():
             locked = Assignment.objects.select_for_update().get(pk=assignment.pk)
-            current = locked.judgments.filter(is_current=True).only("pk", "revision").first()
+            current = (
+                locked.judgments.filter(is_current=True)
+                .only("pk", "revision", "submission_key")
+                .order_by()
+                .first()
+            )
             current_revision = current.revision if current else 0
+            if current is not None and current.submission_key == ticket.submission_key:
+                # The same ticket again (a double click, a network retry): the stored answer.
+                return SubmitResult(current, created=False, notice=ALREADY_SAVED)
             if ticket.base_revision != current_revision:
+                earlier = Judgment.objects.filter(submission_key=ticket.submission_key).first()
+                if earlier is not None:  # saved, and revised since from another tab
+                    return SubmitResult(earlier, created=False, notice=ALREADY_SAVED)
                 raise StaleForm(
                     "This item was already submitted from another tab or window; that answer "
                     "is kept and this one was not saved.",
@@ -277,15 +288,13 @@ def submit_judgment(
             Assignment.objects.filter(pk=locked.pk).update(
                 status=Assignment.Status.DONE, completed_at=now, skip_reason=""
             )
-            Campaign.objects.filter(pk=campaign.pk).update(
-                judgments_since_report=F("judgments_since_report") + 1
-            )
+            report_due = count_judgments(campaign.pk, 1)
     except IntegrityError:
         # A doubled request raced this one past the checks above: the unique submission key or
         # the one-current-judgment constraint kept the second row out.
         again = Judgment.objects.filter(submission_key=ticket.submission_key).first()
         if again is not None:
-            return SubmitResult(again, created=False, notice="This answer was already saved.")
+            return SubmitResult(again, created=False, notice=ALREADY_SAVED)
         raise StaleForm(
             "This item was just submitted from another tab or window; that answer is kept.",
             code="stale",
@@ -297,26 +306,48 @@ def submit_judgment(
             "Saved. The campaign has been paused by the evaluation lead, "
             "so no new items are served."
         )
-    after_judgment_saved(campaign)
+    if report_due:
+        queue_aggregation(campaign)
     return SubmitResult(judgment, created=True, notice=notice)
 
 
-def after_judgment_saved(campaign: Campaign) -> None:
-    """Queue a re-aggregation every AGGREGATE_EVERY_N_JUDGMENTS judgments (after commit; a broker
-    outage leaves the counter high, so the next judgment or the nightly run tries again)."""
-    from django.conf import settings
+def count_judgments(campaign_id: int, n: int) -> bool:
+    """Add ``n`` new judgments to the campaign's counter, in one statement; True when that
+    reached AGGREGATE_EVERY_N_JUDGMENTS, which restarts the counter at 0 (the caller queues a
+    re-aggregation). Counting and claiming in one UPDATE … RETURNING (PostgreSQL, SQLite 3.35+)
+    saves the grading request a round trip."""
+    every = settings.AGGREGATE_EVERY_N_JUDGMENTS
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "UPDATE reviews_campaign SET judgments_since_report = CASE"
+            " WHEN judgments_since_report + %s >= %s THEN 0"
+            " ELSE judgments_since_report + %s END"
+            " WHERE id = %s RETURNING judgments_since_report",
+            [n, every, n, campaign_id],
+        )
+        row = cursor.fetchone()
+    return row is not None and row[0] == 0
 
+
+def after_judgment_saved(campaign: Campaign) -> None:
+    """Queue a re-aggregation when the counter has reached AGGREGATE_EVERY_N_JUDGMENTS (for
+    callers that raised the counter themselves, such as the judgments import)."""
+    claimed = Campaign.objects.filter(
+        pk=campaign.pk, judgments_since_report__gte=settings.AGGREGATE_EVERY_N_JUDGMENTS
+    ).update(judgments_since_report=0)
+    if claimed:
+        queue_aggregation(campaign)
+
+
+def queue_aggregation(campaign: Campaign) -> None:
+    """After commit; a broker outage is logged (evalsite.queue) and the nightly run catches up."""
     from evalsite.queue import enqueue_on_commit
 
     try:
         from . import tasks
     except ImportError:  # the aggregation task is not installed in this build
         return
-    claimed = Campaign.objects.filter(
-        pk=campaign.pk, judgments_since_report__gte=settings.AGGREGATE_EVERY_N_JUDGMENTS
-    ).update(judgments_since_report=0)
-    if claimed:
-        enqueue_on_commit(tasks.aggregate_campaign, campaign.pk)
+    enqueue_on_commit(tasks.aggregate_campaign, campaign.pk)
 
 
 def skip_assignment(*, assignment: Assignment, reason: str) -> bool:

@@ -3,6 +3,7 @@
 from dataclasses import dataclass
 from datetime import date
 
+from django.db import connection
 from django.db.models import Count, OuterRef, Q, Subquery
 from django.utils import timezone
 
@@ -119,7 +120,12 @@ def grading_context(assignment: Assignment, *, form: JudgmentForm | None = None)
     """Everything the grading page shows: blind texts, the form, progress and recent items."""
     assignment = with_campaign(assignment)
     campaign = assignment.campaign
-    current = grading.current_judgment(assignment)
+    # Only a finished assignment can hold a judgment: a pending one skips that query.
+    current = (
+        grading.current_judgment(assignment)
+        if assignment.status == Assignment.Status.DONE
+        else None
+    )
     if form is None:
         initial = {
             "ticket": grading.issue_ticket(
@@ -140,16 +146,7 @@ def grading_context(assignment: Assignment, *, form: JudgmentForm | None = None)
             criteria=campaign.rubric.criteria,
             require_rationale=campaign.require_rationale,
         )
-    mine = Assignment.objects.filter(campaign_id=campaign.pk, reviewer_id=assignment.reviewer_id)
-    progress = mine.aggregate(
-        total=Count("id"), finished=Count("id", filter=~Q(status=Assignment.Status.PENDING))
-    )
-    recent = list(
-        mine.filter(status=Assignment.Status.DONE)
-        .exclude(pk=assignment.pk)
-        .order_by("-completed_at")
-        .values("token", "item__external_id")[:RECENT_DONE]
-    )
+    progress, recent = _progress_and_recent(assignment)
     return {
         "assignment": assignment,
         "token": assignment.token,
@@ -163,6 +160,41 @@ def grading_context(assignment: Assignment, *, form: JudgmentForm | None = None)
         "recent": recent,
         "skip_reasons": grading.SKIP_REASONS,
     }
+
+
+def _progress_and_recent(assignment: Assignment) -> tuple[dict, list[dict]]:
+    """The reviewer's progress in the campaign and their latest answers, in one query.
+
+    Window counts run over all of the reviewer's assignments before the LIMIT applies, so the
+    rows that come back carry the totals; finished rows sort first, newest first. Written in
+    SQL because the same query built with the ORM (Window, Case, Sum) cost ~2 ms of CPU per
+    grading page to compile, measured with benchmarks/grading_server_time.py; this costs ~0.3.
+    """
+    with connection.cursor() as cursor:
+        cursor.execute(
+            """SELECT a.id, a.token, a.status, i.external_id, COUNT(*) OVER (),
+                      SUM(CASE WHEN a.status <> %s THEN 1 ELSE 0 END) OVER ()
+               FROM reviews_assignment a JOIN datasets_item i ON i.id = a.item_id
+               WHERE a.campaign_id = %s AND a.reviewer_id = %s
+               ORDER BY CASE WHEN a.status = %s THEN 0 ELSE 1 END,
+                        a.completed_at DESC NULLS LAST, a.id
+               LIMIT %s""",
+            [
+                Assignment.Status.PENDING,
+                assignment.campaign_id,
+                assignment.reviewer_id,
+                Assignment.Status.DONE,
+                RECENT_DONE + 1,
+            ],
+        )
+        rows = cursor.fetchall()
+    progress = {"total": rows[0][4] if rows else 0, "finished": rows[0][5] if rows else 0}
+    recent = [
+        {"token": token, "item__external_id": external_id}
+        for pk, token, status, external_id, _, _ in rows
+        if status == Assignment.Status.DONE and pk != assignment.pk
+    ][:RECENT_DONE]
+    return progress, recent
 
 
 def _notice(campaign: Campaign) -> str:

@@ -264,14 +264,22 @@ def test_grading_page_and_submit_use_a_fixed_number_of_queries(
     assignments = assign(campaign, reviewer, candidate_left=True, n=30)
     client = client_for(reviewer)
     client.get(reverse("grading:grade", args=[assignments[0].token]))
-    with django_assert_max_num_queries(12):
+    # Session, user with roles, assignment, campaign, progress with recent answers, responses.
+    with django_assert_max_num_queries(6):
         page = client.get(reverse("grading:grade", args=[assignments[0].token]))
-    with django_assert_max_num_queries(30):
-        client.post(
+    # The six above, the transaction (lock, current judgment, insert, status, counter) and the
+    # next item (campaign status, next assignment, progress, responses).
+    with django_assert_max_num_queries(15):
+        response = client.post(
             reverse("grading:submit", args=[assignments[0].token]),
             answers(ticket_of(page.text)),
             headers=htmx_headers,
         )
+    assert response.headers["HX-Push-Url"] == reverse("grading:grade", args=[assignments[1].token])
+    # Going back to revise: one more query for the stored answer.
+    with django_assert_max_num_queries(7):
+        page = client.get(reverse("grading:grade", args=[assignments[0].token]))
+    assert "revising your answer" in page.text
 
 
 def test_queue_page_query_count_does_not_grow_with_campaigns(
