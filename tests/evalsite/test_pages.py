@@ -68,3 +68,17 @@ def test_a_user_without_a_role_is_told_so(client_for, outsider):
     response = client_for(outsider).get(reverse("home"))
     assert response.status_code == 403
     assert "no role yet" in response.text
+
+
+def test_roles_are_read_afresh_on_every_request(client, reviewer):
+    """Roles come with the user (one query); taking a role away still takes effect at once."""
+    from django.contrib.auth.models import Group
+
+    client.post(
+        reverse("account_login"), {"login": reviewer.email, "password": "correct-horse-battery-staple"}
+    )
+    assert client.get(reverse("reviews:queue")).status_code == 200
+    reviewer.groups.remove(Group.objects.get(name="reviewer"))
+    assert client.get(reverse("reviews:queue")).status_code == 403
+    reviewer.groups.add(Group.objects.get(name="lead"))
+    assert client.get(reverse("reviews:campaigns")).status_code == 200
