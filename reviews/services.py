@@ -1036,6 +1036,11 @@ def pull_next_assignment(*, campaign: Campaign, reviewer: User) -> Assignment | 
     ValidationError (code: the campaign's status) when the campaign does not accept judgments;
     PermissionDenied when a pull-mode campaign does not have the reviewer on its roster.
     """
+    # The common case in one query: a queued item, read with the campaign's current status.
+    queued = _next_pending(campaign, reviewer)
+    if queued is not None:
+        queued.campaign = campaign
+        return queued
     fresh = (
         Campaign.objects.filter(pk=campaign.pk)
         .values("status", "mode", "overlap", "seed", "instructions_version", "rubric__version")
@@ -1044,9 +1049,8 @@ def pull_next_assignment(*, campaign: Campaign, reviewer: User) -> Assignment | 
     if fresh["status"] != Campaign.Status.ACTIVE:
         campaign.status = fresh["status"]
         raise ValidationError(reviewer_notice(campaign) or "", code=fresh["status"])
-    queued = _next_pending(campaign, reviewer)
-    if queued is not None or fresh["mode"] != Campaign.Mode.PULL:
-        return queued
+    if fresh["mode"] != Campaign.Mode.PULL:
+        return None
     if not campaign.roster.filter(pk=reviewer.pk).exists():
         raise PermissionDenied("You are not on this campaign's roster.")
     for attempt in range(PULL_ATTEMPTS):
@@ -1063,9 +1067,12 @@ def pull_next_assignment(*, campaign: Campaign, reviewer: User) -> Assignment | 
 def _next_pending(campaign: Campaign, reviewer: User) -> Assignment | None:
     return (
         Assignment.objects.filter(
-            campaign=campaign, reviewer=reviewer, status=Assignment.Status.PENDING
+            campaign=campaign,
+            reviewer=reviewer,
+            status=Assignment.Status.PENDING,
+            campaign__status=Campaign.Status.ACTIVE,
         )
-        .select_related("campaign", "campaign_item", "item", "batch")
+        .select_related("campaign_item", "item")
         .order_by("position", "pk")
         .first()
     )
