@@ -3,9 +3,17 @@
     DATABASE_URL=postgres://postgres@127.0.0.1:5432/evalsite_load \
         python benchmarks/grading_load.py --reviewers 10 --rounds 20 [--pad-judgments 1000000]
 
+    # issue #9: 100 reviewers pulling from one pool (k = 3) for five minutes, 5 % of the
+    # submissions sent twice (a network retry), a Celery worker running the aggregations
+    REDIS_URL=redis://127.0.0.1:6379/13 DATABASE_URL=... python benchmarks/grading_load.py \
+        --reviewers 100 --mode pull --overlap 3 --items 3000 --duration 300 --retry 0.05 --worker
+
 Sets up its own campaign in that database (migrating it first), pads the judgments table if
-asked (to measure at size), starts gunicorn on 127.0.0.1, and prints latency percentiles of the
-grading page and of submit-and-next, requests per second, and the integrity checks afterwards.
+asked (to measure at size), starts gunicorn on 127.0.0.1 (and a Celery worker with --worker),
+and prints latency percentiles of the grading page and of submit-and-next, requests per second,
+and the integrity checks afterwards: every answer the server confirmed is stored exactly once,
+retried submissions stored nothing more, no item has more than k judgments, no errors.
+Responses are ~1 KB of Markdown, as in the import benchmark.
 """
 
 import argparse
@@ -39,7 +47,23 @@ ANSWERS = {
 }
 
 
-def setup(n_reviewers: int, rounds: int, pad: int) -> str:
+RESPONSE = (
+    "Thanks for reaching out about order **#{n}**. Here is what you can do:\n\n"
+    "1. Open *My orders* and check the tracking link.\n"
+    "2. If the parcel shows as delivered, look around your door and with your neighbours.\n"
+    "3. Still nothing after 48 hours? Reply here and we will send a replacement.\n\n"
+    "| Step | When |\n|---|---|\n| Tracking | now |\n| Replacement | after 48 h |\n\n"
+    "We are sorry for the trouble. Refunds go back to the original payment method within "
+    "5 to 10 working days; see [our refund policy](https://example.org/refunds) for details. "
+    "If you paid by gift card, the amount returns to the card at once. "
+) * 2
+
+
+def setup(
+    n_reviewers: int, rounds: int, pad: int, *, mode: str = "push", overlap: int = 1, items: int = 0
+) -> tuple[str, list[str]]:
+    """A campaign for the simulated reviewers. Push: ``rounds`` items assigned to each reviewer.
+    Pull: ``items`` items with ``overlap`` slots each, all reviewers on the roster."""
     import django
 
     django.setup()
@@ -47,6 +71,7 @@ def setup(n_reviewers: int, rounds: int, pad: int) -> str:
     from django.core.management import call_command
     from django.db import connection
 
+    from reviews.models import Campaign
     from tests import factories
 
     call_command("migrate", verbosity=0)
@@ -57,7 +82,9 @@ def setup(n_reviewers: int, rounds: int, pad: int) -> str:
         if isinstance(cls, type) and issubclass(cls, factories.factory.django.DjangoModelFactory):
             cls.reset_sequence(offset, force=True)
     group, _ = Group.objects.get_or_create(name="reviewer")
-    campaign = factories.CampaignFactory(overlap=1)
+    campaign = factories.CampaignFactory(
+        overlap=overlap, mode=Campaign.Mode.PULL if mode == "pull" else Campaign.Mode.PUSH
+    )
     users = []
     for r in range(n_reviewers):
         user = factories.UserFactory(
@@ -65,12 +92,27 @@ def setup(n_reviewers: int, rounds: int, pad: int) -> str:
         )
         user.groups.add(group)
         users.append(user)
-    for r, user in enumerate(users):
-        for n in range(rounds):
-            ci = factories.CampaignItemFactory(campaign=campaign)
-            factories.AssignmentFactory(
-                campaign_item=ci, reviewer=user, position=n, candidate_left=(n + r) % 2 == 0
-            )
+
+    def campaign_item(n: int):
+        return factories.CampaignItemFactory(
+            campaign=campaign,
+            baseline_response__text=RESPONSE.format(n=n),
+            candidate_response__text=RESPONSE.format(n=n + 1).replace("Thanks", "Thank you"),
+        )
+
+    if mode == "pull":
+        campaign.roster.add(*users)
+        for n in range(items):
+            campaign_item(n)
+    else:
+        for r, user in enumerate(users):
+            for n in range(rounds):
+                factories.AssignmentFactory(
+                    campaign_item=campaign_item(n),
+                    reviewer=user,
+                    position=n,
+                    candidate_left=(n + r) % 2 == 0,
+                )
     if pad and connection.vendor == "postgresql":
         # Top the table up to the asked size: reruns reuse the rows earlier runs left.
         with connection.cursor() as cur:
@@ -100,7 +142,11 @@ def setup(n_reviewers: int, rounds: int, pad: int) -> str:
     return campaign.public_id, [u.email for u in users]
 
 
-def reviewer_session(base: str, email: str, public_id: str, rounds: int, out: dict) -> None:
+def reviewer_session(base: str, email: str, public_id: str, plan: dict, out: dict) -> None:
+    """Log in, then grade until the rounds or the time run out (or nothing is left)."""
+    import random
+
+    rng = random.Random(email)
     s = requests.Session()
     page = s.get(f"{base}/accounts/login/")
     token = s.cookies.get("csrftoken") or re.search(
@@ -111,10 +157,14 @@ def reviewer_session(base: str, email: str, public_id: str, rounds: int, out: di
         data={"login": email, "password": PASSWORD, "csrfmiddlewaretoken": token},
         headers={"Referer": f"{base}/accounts/login/"},
     )
+    # Logging in hashes a password (~1 s of CPU by design): the clock starts when all are in.
+    plan["ready"].wait()
     t = time.perf_counter()
     r = s.get(f"{base}/grade/start/{public_id}/")
     out["page"].append(time.perf_counter() - t)
-    for _ in range(rounds):
+    for _ in range(plan["rounds"]):
+        if time.monotonic() > plan["until"] or (r.status_code == 200 and "Nothing left" in r.text):
+            return
         if r.status_code != 200 or 'name="ticket"' not in r.text:
             out["errors"].append(f"{email}: {r.status_code} {r.url}")
             return
@@ -122,12 +172,20 @@ def reviewer_session(base: str, email: str, public_id: str, rounds: int, out: di
         ticket = re.search(r'name="ticket" value="([^"]+)"', r.text).group(1)
         csrf = s.cookies.get("csrftoken")
         data = {"ticket": ticket, **ANSWERS}
+        headers = {"HX-Request": "true", "X-CSRFToken": csrf}
         t = time.perf_counter()
-        r = s.post(
-            f"{base}{action}", data=data, headers={"HX-Request": "true", "X-CSRFToken": csrf}
-        )
+        r = s.post(f"{base}{action}", data=data, headers=headers)
         out["submit"].append(time.perf_counter() - t)
+        if r.status_code != 200 or "HX-Push-Url" not in r.headers:
+            out["errors"].append(f"{email}: submit {r.status_code}")
+            return
         out["submitted"] += 1
+        if rng.random() < plan["retry"]:
+            # The same POST again, as a retrying proxy or a double click would send it.
+            again = s.post(f"{base}{action}", data=data, headers=headers)
+            out["retried"] += 1
+            if again.status_code != 200:
+                out["errors"].append(f"{email}: retry {again.status_code}")
         if "Nothing left" in r.text:
             return
         t = time.perf_counter()
@@ -143,28 +201,67 @@ def pct(values, p):
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--reviewers", type=int, default=10)
-    parser.add_argument("--rounds", type=int, default=20)
+    parser.add_argument("--rounds", type=int, default=20, help="items per reviewer (push)")
+    parser.add_argument("--mode", choices=["push", "pull"], default="push")
+    parser.add_argument("--overlap", type=int, default=1, help="k judgments per item")
+    parser.add_argument("--items", type=int, default=0, help="items in the pool (pull)")
+    parser.add_argument("--duration", type=float, default=0, help="seconds; 0: until done")
+    parser.add_argument("--retry", type=float, default=0, help="share of POSTs sent twice")
     parser.add_argument("--pad-judgments", type=int, default=0)
     parser.add_argument("--workers", type=int, default=4)
+    parser.add_argument("--worker", action="store_true", help="run a Celery worker too")
     parser.add_argument("--port", type=int, default=8765)
     args = parser.parse_args()
-    public_id, emails = setup(args.reviewers, args.rounds, args.pad_judgments)
-    server = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "gunicorn",
-            "evalsite.wsgi:application",
-            "-b",
-            f"127.0.0.1:{args.port}",
-            "-w",
-            str(args.workers),
-            "--log-level",
-            "warning",
-        ],
-        cwd=ROOT,
-        env=os.environ.copy(),
+    if args.mode == "pull" and not args.items:
+        args.items = args.reviewers * args.rounds
+    public_id, emails = setup(
+        args.reviewers,
+        args.rounds,
+        args.pad_judgments,
+        mode=args.mode,
+        overlap=args.overlap,
+        items=args.items,
     )
+    rounds = 10**9 if args.duration else args.rounds
+    processes = [
+        subprocess.Popen(
+            [
+                sys.executable,
+                "-m",
+                "gunicorn",
+                "evalsite.wsgi:application",
+                "-b",
+                f"127.0.0.1:{args.port}",
+                "-w",
+                str(args.workers),
+                "--log-level",
+                "warning",
+            ],
+            cwd=ROOT,
+            env=os.environ.copy(),
+        )
+    ]
+    if args.worker:
+        processes.append(
+            subprocess.Popen(
+                [
+                    sys.executable,
+                    "-m",
+                    "celery",
+                    "-A",
+                    "evalsite",
+                    "worker",
+                    "-Q",
+                    "default,imports,reports",
+                    "-c",
+                    "1",
+                    "--loglevel",
+                    "WARNING",
+                ],
+                cwd=ROOT,
+                env=os.environ.copy(),
+            )
+        )
     base = f"http://127.0.0.1:{args.port}"
     try:
         for _ in range(100):
@@ -173,43 +270,80 @@ def main() -> None:
                 break
             except (requests.ConnectionError, requests.Timeout):
                 time.sleep(0.2)
-        out = {"page": [], "submit": [], "errors": [], "submitted": 0}
+        out = {"page": [], "submit": [], "errors": [], "submitted": 0, "retried": 0}
+        plan = {"rounds": rounds, "retry": args.retry}
+
+        def go() -> None:  # runs once, when every reviewer has logged in
+            plan["start"] = time.perf_counter()
+            plan["until"] = time.monotonic() + (args.duration or 10**9)
+
+        plan["ready"] = threading.Barrier(len(emails) + 1, action=go)
         threads = [
-            threading.Thread(target=reviewer_session, args=(base, e, public_id, args.rounds, out))
+            threading.Thread(target=reviewer_session, args=(base, e, public_id, plan, out))
             for e in emails
         ]
-        start = time.perf_counter()
         for t in threads:
             t.start()
+        plan["ready"].wait()
         for t in threads:
             t.join()
-        wall = time.perf_counter() - start
+        wall = time.perf_counter() - plan["start"]
+        if args.worker:
+            time.sleep(5)  # let the last queued aggregation finish
     finally:
-        server.terminate()
-        server.wait(10)
+        for process in processes:
+            process.terminate()
+            process.wait(30)
+    report(args, public_id, out, wall)
+
+
+def report(args, public_id: str, out: dict, wall: float) -> None:
     from django.db.models import Count
 
-    from reviews.models import Campaign, Judgment
+    from reviews.models import Assignment, Campaign, Judgment, Report
 
     campaign = Campaign.objects.get(public_id=public_id)
     stored = Judgment.objects.filter(campaign=campaign).count()
+    duplicated_keys = (
+        Judgment.objects.filter(campaign=campaign)
+        .values("submission_key")
+        .annotate(n=Count("id"))
+        .filter(n__gt=1)
+        .count()
+    )
     over_k = (
-        Judgment.objects.filter(campaign=campaign, is_current=True)
-        .values("item")
+        Assignment.objects.filter(campaign=campaign)
+        .values("campaign_item")
         .annotate(n=Count("id"))
         .filter(n__gt=campaign.overlap)
         .count()
     )
-    n_requests = len(out["page"]) + len(out["submit"])
-    print(f"reviewers={args.reviewers} rounds={args.rounds} padded_judgments={args.pad_judgments}")
+    reports = Report.objects.filter(campaign=campaign, status=Report.Status.DONE).count()
+    n_requests = len(out["page"]) + len(out["submit"]) + out["retried"]
+    print(
+        f"reviewers={args.reviewers} mode={args.mode} k={args.overlap} "
+        f"padded_judgments={args.pad_judgments} gunicorn_workers={args.workers}"
+    )
     for name in ("page", "submit"):
         v = out[name]
+        if not v:
+            print(f"{name:>7}: n=0")
+            continue
         print(
             f"{name:>7}: n={len(v)} p50={pct(v, 50):.1f} ms p95={pct(v, 95):.1f} ms "
             f"p99={pct(v, 99):.1f} ms mean={statistics.mean(v) * 1000:.1f} ms"
         )
-    print(f"requests/s={n_requests / wall:.1f} wall={wall:.1f}s errors={len(out['errors'])}")
-    print(f"submitted={out['submitted']} stored={stored} items_over_k={over_k}")
+    errors = len(out["errors"])
+    print(
+        f"requests={n_requests} requests/s={n_requests / wall:.1f} wall={wall:.1f}s "
+        f"errors={errors} error_rate={errors / max(1, n_requests):.4f}"
+    )
+    print(
+        f"confirmed={out['submitted']} retried={out['retried']} stored={stored} "
+        f"stored_twice={duplicated_keys} items_over_k={over_k} reports_done={reports}"
+    )
+    ok = stored == out["submitted"] and not duplicated_keys and not over_k and not errors
+    print("integrity: " + ("every confirmed answer stored exactly once" if ok else "FAILED"))
     if out["errors"]:
         print("\n".join(out["errors"][:5]))
 

@@ -4,8 +4,9 @@
         python benchmarks/grading_server_time.py [--pad-judgments 1000000] [--items 200]
 
 Builds a campaign for one reviewer (and pads the judgments table to the given size on
-PostgreSQL; REDIS_URL defaults to redis://127.0.0.1:6379/15 for the aggregation queue), then times N page views and N submit-and-next requests through Django's handler,
-printing median / p95 / p99 and the query count per request.
+PostgreSQL), then times N page views and N submit-and-next requests through Django's handler,
+printing median / p95 / p99 and the query count per request. REDIS_URL defaults to
+redis://127.0.0.1:6379/15, where due aggregations are queued (and purged at the end).
 """
 
 import argparse
