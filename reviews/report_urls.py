@@ -1,6 +1,6 @@
 from django.urls import path
 
-from . import report_views
+from . import migration_views, report_views
 
 app_name = "report"
 
@@ -8,4 +8,6 @@ urlpatterns = [
     path("<slug:slug>/", report_views.report_page, name="page"),
     path("<slug:slug>/recompute/", report_views.recompute, name="recompute"),
     path("<slug:slug>/status/", report_views.report_status, name="status"),
+    path("<slug:slug>/migration/", migration_views.migration_page, name="migration"),
+    path("<slug:slug>/migration/next-batch/", migration_views.next_batch, name="next-batch"),
 ]

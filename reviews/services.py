@@ -11,7 +11,7 @@ import re
 import secrets
 import statistics
 from collections import Counter, defaultdict
-from collections.abc import Iterable, Sequence
+from collections.abc import Collection, Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import date
 from typing import TYPE_CHECKING, Any
@@ -655,9 +655,11 @@ def create_batches_and_assign(
     batch_size: int | None = None,
     due_date: date | None = None,
     actor: User | None = None,
+    campaign_items: Collection[int] | None = None,
 ) -> AssignResult:
     """Pick unassigned items (all, a sample of n, or n stratified by metadata `key`), cut them into
     batches of `batch_size` and give every item exactly k distinct reviewers with balanced load.
+    `campaign_items` (ids), when given, limits the choice to those items.
 
     Items left partly covered by an unassign are topped up to k from the same reviewers, in a batch
     of their own. Sides, queue positions and the sample are reproducible from the campaign seed.
@@ -678,11 +680,13 @@ def create_batches_and_assign(
             raise ValidationError(
                 f"Every item needs {k} distinct reviewers: choose at least {k} reviewers."
             )
+        open_rows = CampaignItem.objects.select_for_update(of=("self",)).filter(
+            campaign=campaign, slots_taken__lt=k
+        )
+        if campaign_items is not None:
+            open_rows = open_rows.filter(pk__in=list(campaign_items))
         open_items = list(
-            CampaignItem.objects.select_for_update(of=("self",))
-            .filter(campaign=campaign, slots_taken__lt=k)
-            .order_by("pk")
-            .values_list("pk", "slots_taken", "item__metadata")
+            open_rows.order_by("pk").values_list("pk", "slots_taken", "item__metadata")
         )
         fresh = [(pk, metadata) for pk, taken, metadata in open_items if taken == 0]
         partial = {pk: taken for pk, taken, _ in open_items if taken > 0}

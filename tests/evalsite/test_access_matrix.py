@@ -65,6 +65,9 @@ MATRIX = {
     "report:page": ("get", slug, allowed(L, A)),
     "report:recompute": ("post", slug, allowed(L, A, ok=302)),
     "report:status": ("get", slug, allowed(L, A, ok=302)),  # a fragment: no htmx, no fragment
+    "report:migration": ("get", slug, allowed(L, A)),
+    # Leads only; no report in the world: back to the migration page with a message.
+    "report:next-batch": ("post", slug, allowed(L, ok=302)),
     "exports:form": ("get", slug, allowed(L, A)),
     "exports:download": ("get", slug, allowed(L, A)),
     # No report computed yet in the world: back to the report page with a message.
