@@ -11,9 +11,12 @@ def test_markdown_renders_the_formatting_support_answers_use():
         "| Step | When |\n|---|---|\n| Refund | 5 days |\n\n~~old~~ [policy](https://example.org/p)"
     )
     assert "<h1>Steps</h1>" in html
-    assert "<ol>" in html and "<strong>Open</strong>" in html and "<em>My orders</em>" in html
+    assert "<ol>" in html
+    assert "<strong>Open</strong>" in html
+    assert "<em>My orders</em>" in html
     assert "<code>tracking</code>" in html
-    assert "<table>" in html and "<td>Refund</td>" in html
+    assert "<table>" in html
+    assert "<td>Refund</td>" in html
     assert "<s>old</s>" in html
     assert '<a href="https://example.org/p" rel="noopener noreferrer nofollow">policy</a>' in html
 
@@ -25,7 +28,9 @@ def test_markdown_renders_the_formatting_support_answers_use():
 def test_raw_html_in_a_response_is_shown_as_written_not_run(text):
     """A reviewer must see that the answer contained HTML: it is escaped, never interpreted."""
     html = render_markdown(text)
-    assert "<b>" not in html and "<div" not in html and "<script" not in html
+    assert "<b>" not in html
+    assert "<div" not in html
+    assert "<script" not in html
     assert "&lt;" in html
 
 
