@@ -9,9 +9,9 @@ imports it into an empty database and imports it again (the no-op re-import). Pr
 pairs/second and the import process's peak RSS (resource.getrusage high-water mark, which
 includes Django itself: the baseline is printed too). Optionally times the metrics job on a sample.
 
-Databases: DATABASE_URL (or --database-url) for PostgreSQL (the database "<name>_import_bench"
-beside it is created afresh for each N, so nothing of yours is touched); unset: a temporary SQLite
-file.
+Databases: DATABASE_URL (or --database-url) for PostgreSQL: a database whose name contains "bench"
+is dropped and created afresh for each N; any other name gets "<name>_import_bench" beside it
+instead, so nothing of yours is touched. Unset: a temporary SQLite file.
 """
 
 import argparse
@@ -88,7 +88,9 @@ def fresh_database_url(url: str | None) -> str | None:
     if not url:
         return None
     parts = urlparse(url)
-    name = parts.path.lstrip("/") + "_import_bench"
+    name = parts.path.lstrip("/")
+    if "bench" not in name:
+        name += "_import_bench"
     import psycopg
 
     admin = urlunparse(parts._replace(path="/postgres"))

@@ -4,6 +4,9 @@ from django import forms
 from django.conf import settings
 from django.template.defaultfilters import filesizeformat
 
+from .file_checks import check_chunks
+from .import_errors import ErrorList
+
 ACCEPTED_SUFFIXES = (".csv", ".jsonl", ".ndjson")
 
 
@@ -35,6 +38,12 @@ class UploadForm(forms.Form):
             raise forms.ValidationError(f"The file is larger than {limit}.")
         if upload.size == 0:
             raise forms.ValidationError("The file is empty.")
+        # Archives, binary files and other encodings are refused here, before anything is saved.
+        errors = ErrorList(Path(upload.name).name)
+        check_chunks(upload.chunks(), errors)
+        upload.seek(0)
+        if errors:
+            raise forms.ValidationError(errors.as_list())
         return upload
 
     def clean_dataset(self):

@@ -1,283 +1,80 @@
 """Reading pairs files (CSV or JSONL, wide or long form; see DESIGN.md "Pairs file").
 
-Pure Python, no ORM. A file is read three times, each time streaming:
+Pure Python, no ORM. :meth:`PairsFile.scan` checks the bytes (``datasets.file_checks``: hash,
+UTF-8, no archives or binary files); then the file is read as rows, streaming:
 
-1. ``scan()``: SHA-256, UTF-8 validity (naming the line and byte of the first bad byte), NUL bytes,
-   lines over 16 MB, empty files, line count (for progress).
-2. ``rows(final=False)``: every row is checked (required columns, empty values, sizes,
-   duplicates within the file, an item's fields agreeing across its rows) and yielded as a
-   :class:`Row`, untyped.
-   Problems are collected as ``FILE:LINE: column: message`` in ``errors``, rows with problems are
-   not yielded. Also learns which metadata columns are numeric throughout.
-3. ``rows(final=True)``, only after a clean pass 1: the same rows, read back from a spool file
-   that pass 1 wrote (marshal, faster than parsing again, and exactly what was checked), CSV
-   metadata typed (int or float where the whole column is numeric-looking, else strings; JSONL
-   keeps JSON types).
+- ``rows(final=False)``: every row is checked (``datasets.row_checks``) and the valid ones are
+  yielded untyped; problems are collected as ``FILE:LINE: column: message`` in ``errors``. Learns
+  which CSV metadata columns are numeric throughout, and keeps the rows in a spool file.
+- ``rows(final=True)``, after a clean first pass: the same rows read back from the spool (marshal,
+  faster than parsing again, and exactly what was checked), CSV metadata typed (int or float where
+  the whole column is numeric-looking, else strings; JSONL keeps JSON types).
+- ``rows(final=False, typing=True, spool=False)``: the one-pass import of a new dataset. Rows come
+  typed as they are read, optimistically (a column numeric so far is numeric); ``retype`` says
+  when that guess proved wrong, and the caller then starts over with the two passes above.
 
 Row limits: 1,000,000 rows, 1 MB per field, 200 characters per item id, system name and verdict.
 """
 
-import codecs
 import csv
-import hashlib
 import json
 import marshal
-import math
-import re
 import tempfile
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from django.core.exceptions import ValidationError
+from .columns import (
+    LONG_REQUIRED,
+    MAX_FIELD_BYTES,
+    MAX_NAME_LENGTH,
+    MAX_ROWS,
+    WIDE_REQUIRED,
+    Column,
+    CsvPlan,
+    classify,
+    detect_form,
+    number,
+)
+from .file_checks import MAX_LINE_BYTES, check_file
+from .import_errors import MAX_ERRORS, ErrorList, ImportFailed
+from .row_checks import (
+    ResponseRecord,
+    Row,
+    RowChecks,
+    _bad_strings,
+    _finite_float,
+    _reject_constant,
+)
 
-MAX_ROWS = 1_000_000
-MAX_FIELD_BYTES = 1024 * 1024
-MAX_LINE_BYTES = 16 * MAX_FIELD_BYTES
-MAX_NAME_LENGTH = 200
-MAX_ERRORS = 200
-VERDICTS = ("tie", "both_bad")
+__all__ = [
+    "MAX_ERRORS",
+    "MAX_FIELD_BYTES",
+    "MAX_LINE_BYTES",
+    "MAX_NAME_LENGTH",
+    "MAX_ROWS",
+    "WIDE_REQUIRED",
+    "Column",
+    "ErrorList",
+    "ImportFailed",
+    "PairsFile",
+    "Preview",
+    "ResponseRecord",
+    "Row",
+    "classify",
+    "detect_form",
+    "preview",
+    "validate",
+]
+
 CHUNK = 1024 * 1024
-
-WIDE_REQUIRED = ("item_id", "prompt", "system_a", "response_a", "system_b", "response_b")
-LONG_REQUIRED = ("item_id", "prompt", "system", "response")
-ITEM_TEXT = ("context", "reference", "auto_preference")
-KNOWN = {*WIDE_REQUIRED, *LONG_REQUIRED, *ITEM_TEXT}
-# JSONL objects merged into metadata, by form: key -> (owner, side).
-JSON_METADATA = {
-    "wide": {
-        "metadata": ("item", None),
-        "metadata_a": ("response", 0),
-        "metadata_b": ("response", 1),
-    },
-    "long": {"metadata": ("item", None), "response_metadata": ("response", 0)},
-}
-
-# Numbers as people write them; "007" and "0123" are identifiers, not numbers.
-_INT = re.compile(r"[+-]?(?:0|[1-9]\d{0,17})", re.ASCII)
-_FLOAT = re.compile(r"[+-]?(?:(?:0|[1-9]\d*)(?:\.\d*)?|\.\d+)(?:[eE][+-]?\d{1,3})?", re.ASCII)
-_BAD_JSON_CHARS = re.compile("[\x00\ud800-\udfff]")
-_ABSENT = -1
 
 # csv refuses fields longer than this many characters; a field under 1 MB has fewer.
 csv.field_size_limit(MAX_FIELD_BYTES)
 
 
-class ImportFailed(ValidationError):
-    """The file cannot be imported; ``errors`` are ``FILE:LINE: column: message`` strings."""
-
-    def __init__(self, errors: list[str]):
-        super().__init__(errors)
-        self.errors = list(errors)
-
-
-@dataclass(slots=True)
-class ResponseRecord:
-    system: str
-    text: str
-    metadata: dict
-
-
-@dataclass(slots=True)
-class Row:
-    """One row of the file: an item and the response(s) on it (two in wide form, one in long)."""
-
-    line: int
-    item_id: str
-    prompt: str
-    context: str
-    reference: str
-    auto_preference: str
-    item_metadata: dict
-    responses: list[ResponseRecord]
-
-
-class ErrorList:
-    """Collects ``FILE:LINE: column: message`` errors; keeps the first MAX_ERRORS."""
-
-    def __init__(self, filename: str) -> None:
-        self.filename = filename
-        self.items: list[tuple[int, int, str]] = []
-        self.count = 0
-
-    def add(self, line: int | None, message: str, column: str | None = None) -> None:
-        self.count += 1
-        if len(self.items) < MAX_ERRORS:
-            where = self.filename if line is None else f"{self.filename}:{line}"
-            text = f"{where}: {column}: {message}" if column else f"{where}: {message}"
-            self.items.append((line or 0, self.count, text))
-
-    def __bool__(self) -> bool:
-        return self.count > 0
-
-    def as_list(self) -> list[str]:
-        more = self.count - len(self.items)
-        tail = [f"{self.filename}: … and {more} more errors"] if more > 0 else []
-        return [text for _line, _n, text in sorted(self.items)] + tail
-
-
 @dataclass
-class Column:
-    """What one column (or JSON key) holds. ``side`` is 0 or 1 (A or B) for response columns."""
-
-    name: str
-    role: str  # item_id, prompt, context, reference, auto_preference, system, response,
-    #            item_meta, response_meta, json_meta
-    side: int | None = None
-    key: str = ""  # the metadata key, or the JSON metadata object's owner
-
-    def describe(self, form: str | None = "wide") -> str:
-        side = "" if self.side is None or form != "wide" else " " + "AB"[self.side]
-        if self.role == "item_meta":
-            return f"item metadata “{self.key}”"
-        if self.role == "response_meta":
-            return f"response{side} metadata “{self.key}”"
-        if self.role == "json_meta":
-            return "item metadata (object)" if self.key == "item" else f"response{side} metadata"
-        return self.role.replace("_", " ") + side
-
-
-def detect_form(names: list[str]) -> tuple[str, list[str]]:
-    """The form these column names are in ("wide" or "long"), and its required columns missing."""
-    lowered = {name.strip().lower() for name in names}
-    if {"system_a", "response_a", "system_b", "response_b"} & lowered:
-        form, required = "wide", WIDE_REQUIRED
-    else:
-        form, required = "long", LONG_REQUIRED
-    return form, [name for name in required if name not in lowered]
-
-
-def classify(names: list[str], form: str, *, jsonl: bool = False) -> tuple[list[Column], list[str]]:
-    """The role of each column, and problems with the header (duplicate names, clashing keys)."""
-    columns, problems, seen, meta_keys = [], [], set(), {}
-    for position, raw in enumerate(names, 1):
-        name = raw.strip()
-        lowered = name.lower()
-        if not name:
-            problems.append(f"column {position} has no name")
-        elif lowered in seen:
-            problems.append(f"column “{name}” appears twice")
-        seen.add(lowered)
-        if lowered in KNOWN:
-            if form == "wide" and lowered[-2:] in ("_a", "_b"):
-                column = Column(name, lowered[:-2], "ab".index(lowered[-1]))
-            elif form == "long" and lowered in ("system", "response"):
-                column = Column(name, lowered, 0)
-            elif lowered in ("system", "response", *WIDE_REQUIRED[2:]):
-                column = _metadata_column(name, form)  # the other form's columns are metadata
-            else:
-                column = Column(name, lowered)
-        elif jsonl and lowered in JSON_METADATA[form]:
-            owner, side = JSON_METADATA[form][lowered]
-            column = Column(name, "json_meta", side, owner)
-        else:
-            column = _metadata_column(name, form)
-        if column.role in ("item_meta", "response_meta"):
-            slot = (column.role, column.side, column.key)
-            if slot in meta_keys:
-                problems.append(
-                    f"columns “{meta_keys[slot]}” and “{name}” are both {column.describe()}"
-                )
-            meta_keys[slot] = name
-            if not column.key:
-                problems.append(f"column “{name}” gives an empty metadata key")
-        columns.append(column)
-    return columns, problems
-
-
-def _metadata_column(name: str, form: str) -> Column:
-    if name.lower().startswith("item."):
-        return Column(name, "item_meta", None, name[5:])
-    if form == "wide":
-        suffix = name[-2:].lower()
-        if suffix in ("_a", "_b") and len(name) > 2:
-            return Column(name, "response_meta", "ab".index(suffix[1]), name[:-2])
-        return Column(name, "item_meta", None, name)
-    return Column(name, "response_meta", 0, name)
-
-
-def _as_tuple(row: Row) -> tuple:
-    responses = [(r.system, r.text, r.metadata) for r in row.responses]
-    return (row.line, row.item_id, row.prompt, row.context, row.reference, row.auto_preference,
-            row.item_metadata, responses)  # fmt: skip
-
-
-def _type_metadata(metadata: dict, side: int | None, numeric: set) -> None:
-    for key, value in metadata.items():
-        if (side, key) in numeric:
-            metadata[key] = _number(value)
-
-
-def _number(value: str) -> int | float:
-    return int(value) if _INT.fullmatch(value) else float(value)
-
-
-def _numeric_looking(value: str) -> bool:
-    if value.isascii() and value.isdigit() and len(value) <= 18:  # most cells, no regex
-        return value[0] != "0" or value == "0"
-    if _INT.fullmatch(value):
-        return True
-    return _FLOAT.fullmatch(value) is not None and math.isfinite(float(value))
-
-
-def _reject_constant(name: str):
-    raise ValueError(f"{name} is not allowed")
-
-
-def _finite_float(text: str) -> float:
-    value = float(text)
-    if not math.isfinite(value):
-        raise ValueError(f"the number {text[:20]} is too large")
-    return value
-
-
-def _bad_strings(value) -> bool:
-    """True if a JSON value holds a NUL character or a lone surrogate anywhere."""
-    if isinstance(value, str):
-        return _BAD_JSON_CHARS.search(value) is not None
-    if isinstance(value, dict):
-        return any(_bad_strings(k) or _bad_strings(v) for k, v in value.items())
-    if isinstance(value, list):
-        return any(_bad_strings(v) for v in value)
-    return False
-
-
-class _CsvPlan:
-    """Where each part of a row is, by column index (computed once per file)."""
-
-    def __init__(self, columns: list[Column]) -> None:
-        position = {column.role: index for index, column in enumerate(columns)}
-        texts = ("item_id", "prompt", "context", "reference", "auto_preference")
-        self.fields = [(name, position.get(name, _ABSENT)) for name in texts]
-        sides = sorted(
-            (column.side or 0, index)
-            for index, column in enumerate(columns)
-            if column.role == "system"
-        )
-        self.systems = [index for _side, index in sides]
-        self.responses = [
-            index
-            for _side, index in sorted(
-                (column.side or 0, index)
-                for index, column in enumerate(columns)
-                if column.role == "response"
-            )
-        ]
-        self.metadata = [
-            (index, None if column.role == "item_meta" else column.side, column.key)
-            for index, column in enumerate(columns)
-            if column.role in ("item_meta", "response_meta")
-        ]
-
-
-@dataclass
-class _ItemSeen:
-    line: int
-    digests: tuple
-
-
-@dataclass
-class PairsFile:
+class PairsFile(RowChecks):
     """A pairs file on disk, read in streaming passes (see the module docstring)."""
 
     path: Path
@@ -295,8 +92,11 @@ class PairsFile:
     item_ids: set[str] = field(default_factory=set)  # long form only (wide: one row per item)
     numeric: dict[int, bool] = field(default_factory=dict)
     preview_rows: int | None = None  # a preview stops after this many rows
+    typing: bool = False
+    typed_columns: set[int] = field(default_factory=set)
+    retype: bool = False
     _scan_ok: bool = False
-    _plan: "_CsvPlan | None" = None
+    _plan: CsvPlan | None = None
     _spool: "tempfile._TemporaryFileWrapper | None" = None
 
     def __post_init__(self) -> None:
@@ -313,65 +113,24 @@ class PairsFile:
 
     def scan(self) -> None:
         """Hash the file and check it is non-empty UTF-8 text with lines under 16 MB."""
-        try:
-            self._scan()
-        except OSError as error:
-            self.errors.add(None, f"cannot read the file ({error.strerror or error})")
+        facts = check_file(self.path, self.errors)
+        if facts is not None:
+            self.sha256, self.size, self.n_lines = facts.sha256, facts.size, facts.n_lines
+            self._scan_ok = True
 
-    def _scan(self) -> None:
-        digest = hashlib.sha256()
-        decoder = codecs.getincrementaldecoder("utf-8")("strict")
-        offset = newlines = run = 0
-        content = False
-        with self.path.open("rb") as binary:
-            while chunk := binary.read(CHUNK):
-                digest.update(chunk)
-                if offset == 0 and chunk[:2] in (b"\xff\xfe", b"\xfe\xff"):
-                    return self.errors.add(1, "the file is UTF-16; save it as UTF-8")
-                if b"\x00" in chunk:
-                    at = chunk.index(b"\x00")
-                    line = newlines + chunk.count(b"\n", 0, at) + 1
-                    return self.errors.add(line, f"NUL byte at byte {offset + at} of the file")
-                pending = len(decoder.getstate()[0])
-                try:
-                    text = decoder.decode(chunk)
-                except UnicodeDecodeError as error:
-                    return self._bad_utf8(binary, offset - pending + error.start)
-                if not content and text.lstrip("\ufeff \t\r\n"):
-                    content = True
-                first, last = chunk.find(b"\n"), chunk.rfind(b"\n")
-                if (run + (len(chunk) if first < 0 else first)) > MAX_LINE_BYTES:
-                    return self.errors.add(newlines + 1, "line longer than 16 MB")
-                run = run + len(chunk) if first < 0 else len(chunk) - last - 1
-                newlines += chunk.count(b"\n")
-                offset += len(chunk)
-            try:
-                decoder.decode(b"", final=True)
-            except UnicodeDecodeError:
-                return self._bad_utf8(binary, offset - len(decoder.getstate()[0]))
-        if not content:
-            return self.errors.add(1, "the file is empty")
-        self.sha256, self.size, self.n_lines = digest.hexdigest(), offset, newlines + (run > 0)
-        self._scan_ok = True
-        return None
+    # Reading rows -------------------------------------------------------------------------------
 
-    def _bad_utf8(self, binary, position: int) -> None:
-        binary.seek(0)
-        before = binary.read(position)
-        bad = binary.read(1)
-        line = before.count(b"\n") + 1
-        column = position - (before.rfind(b"\n") + 1) + 1
-        self.errors.add(
-            line,
-            f"not UTF-8: byte 0x{bad.hex()} at byte {position} of the file "
-            f"(byte {column} of the line); save the file as UTF-8",
-        )
-
-    # Passes 1 and 2 -----------------------------------------------------------------------------
-
-    def rows(self, *, final: bool, progress: Callable[[int, float], None] | None = None):
+    def rows(
+        self,
+        *,
+        final: bool,
+        progress: Callable[[int, float], None] | None = None,
+        typing: bool = False,
+        spool: bool = True,
+    ) -> Iterator[Row]:
         """Pass 1 (``final=False``): check the file, yield its valid rows untyped and keep them
-        in a spool file. Pass 2 (``final=True``, after a clean pass 1): the spooled rows, typed."""
+        in a spool file. Pass 2 (``final=True``, after a clean pass 1): the spooled rows, typed.
+        ``typing=True, spool=False``: one pass, rows typed optimistically (see ``retype``)."""
         if final:
             yield from self._spooled_rows()
             return
@@ -380,8 +139,9 @@ class PairsFile:
         self._plan = None
         self.n_rows = self.n_responses = 0
         self.systems, self.item_ids, self.numeric = set(), set(), {}
+        self.typing, self.typed_columns, self.retype = typing, set(), False
         self._close_spool()
-        if self.preview_rows is None:
+        if self.preview_rows is None and spool:
             self._spool = tempfile.TemporaryFile(buffering=CHUNK)  # noqa: SIM115 - closed after pass 2
         reader = self._csv_rows if self.kind == "csv" else self._jsonl_rows
         with self.path.open(encoding="utf-8-sig", newline="") as handle:
@@ -556,187 +316,17 @@ class PairsFile:
 
     # One row --------------------------------------------------------------------------------------
 
-    def _csv_row(self, line: int, values: list[str], seen: dict) -> Row | None:
-        """The common case, kept fast: a CSV row whose fields are all well under 1 MB."""
-        plan = self._plan
-        if plan is None:
-            plan = self._plan = _CsvPlan(self.columns)
-        values.append("")  # what an absent optional column reads as (index _ABSENT)
-        fields = {name: values[index] for name, index in plan.fields}
-        fields["item_id"] = fields["item_id"].strip()
-        fields["auto_preference"] = fields["auto_preference"].strip()
-        systems = [values[index].strip() for index in plan.systems]
-        texts = [values[index] for index in plan.responses]
-        item_meta: dict = {}
-        response_meta: list[dict] = [{} for _ in plan.systems]
-        numeric = self.numeric
-        for index, side, key in plan.metadata:
-            value = values[index]
-            if not value:
-                continue
-            if numeric.get(index, True):
-                numeric[index] = _numeric_looking(value)
-            (item_meta if side is None else response_meta[side])[key] = value
-        before = self.errors.count
-        self._check_row(line, fields, systems, texts, set())
-        if fields["item_id"] and all(systems):
-            self._check_duplicates(line, fields, systems, item_meta, seen)
-        if self.errors.count > before:
-            return None
-        self.n_rows += 1
-        self.n_responses += len(systems)
-        self.systems.update(systems)
-        responses = [
-            ResponseRecord(system, text, metadata)
-            for system, text, metadata in zip(systems, texts, response_meta, strict=True)
-        ]
-        return Row(line, responses=responses, item_metadata=item_meta, **fields)
 
-    def _row(self, line: int, cells, seen: dict) -> Row | None:
-        errors = self.errors
-        before = errors.count
-        fields = {
-            "item_id": "",
-            "prompt": "",
-            "context": "",
-            "reference": "",
-            "auto_preference": "",
-        }
-        sides = 2 if self.form == "wide" else 1
-        systems, texts = [""] * sides, [""] * sides
-        item_meta: dict = {}
-        response_meta: list[dict] = [{} for _ in range(sides)]
-        reported: set[str] = set()  # columns with an error already (no "empty" on top)
-        for position, (column, value) in enumerate(cells):
-            role = column.role
-            if role == "json_meta":
-                if value is None:
-                    continue
-                if not isinstance(value, dict):
-                    errors.add(line, "must be a JSON object", column.name)
-                    continue
-                target = item_meta if column.key == "item" else response_meta[column.side]
-                for key, item in value.items():
-                    if key in target:
-                        errors.add(line, f"metadata key “{key}” given twice", column.name)
-                    target[key] = item
-                continue
-            if isinstance(value, str):
-                if len(value) > MAX_FIELD_BYTES // 4 and len(value.encode()) > MAX_FIELD_BYTES:
-                    errors.add(line, "field over 1 MB", column.name)
-                    reported.add(column.name.lower())
-            elif role in ("item_meta", "response_meta"):
-                if value is None:
-                    continue
-            elif value is None:
-                value = ""
-            elif role == "item_id" and isinstance(value, int) and not isinstance(value, bool):
-                value = str(value)
-            else:
-                errors.add(line, f"must be a string, not {_json_type(value)}", column.name)
-                reported.add(column.name.lower())
-                continue
-            if role == "item_meta" or role == "response_meta":
-                if isinstance(value, str):
-                    if value == "":
-                        continue
-                    if self.kind == "csv" and self.numeric.get(position, True):
-                        self.numeric[position] = _numeric_looking(value)
-                target = item_meta if role == "item_meta" else response_meta[column.side]
-                if column.key in target:
-                    errors.add(line, f"metadata key “{column.key}” given twice", column.name)
-                target[column.key] = value
-            elif role == "system":
-                systems[column.side] = value.strip()
-            elif role == "response":
-                texts[column.side] = value
-            else:
-                fields[role] = value.strip() if role in ("item_id", "auto_preference") else value
-        self._check_row(line, fields, systems, texts, reported)
-        if fields["item_id"] and all(systems):
-            self._check_duplicates(line, fields, systems, item_meta, seen)
-        if errors.count > before:
-            return None
-        self.n_rows += 1
-        self.n_responses += sides
-        self.systems.update(systems)
-        responses = [
-            ResponseRecord(system, text, metadata)
-            for system, text, metadata in zip(systems, texts, response_meta, strict=True)
-        ]
-        return Row(line, responses=responses, item_metadata=item_meta, **fields)
-
-    def _check_row(self, line: int, fields, systems, texts, reported: set[str]) -> None:
-        def add(line: int, message: str, column: str) -> None:
-            if column not in reported:
-                self.errors.add(line, message, column)
-
-        wide = self.form == "wide"
-        if not fields["item_id"]:
-            add(line, "empty", "item_id")
-        elif len(fields["item_id"]) > MAX_NAME_LENGTH:
-            add(line, f"longer than {MAX_NAME_LENGTH} characters", "item_id")
-        if not fields["prompt"].strip():
-            add(line, "empty", "prompt")
-        for side, (system, text) in enumerate(zip(systems, texts, strict=True)):
-            suffix = "_" + "ab"[side] if wide else ""
-            if not system:
-                add(line, "empty", "system" + suffix)
-            elif len(system) > MAX_NAME_LENGTH:
-                add(line, f"longer than {MAX_NAME_LENGTH} characters", "system" + suffix)
-            if not text.strip():
-                add(line, "empty", "response" + suffix)
-        verdict = fields["auto_preference"]
-        if len(verdict) > MAX_NAME_LENGTH:
-            add(line, f"longer than {MAX_NAME_LENGTH} characters", "auto_preference")
-        if wide and systems[0] and systems[0] == systems[1]:
-            add(line, f"same system as system_a (“{systems[0]}”)", "system_b")
-        elif wide and verdict and verdict not in (*systems, *VERDICTS):
-            add(line, f"“{verdict}” is neither system_a, system_b, tie nor both_bad",
-                "auto_preference")  # fmt: skip
-
-    def _check_duplicates(self, line, fields, systems, item_meta, seen) -> None:
-        item_id = fields["item_id"]
-        if self.form == "wide":
-            first = seen.get(item_id)
-            if first is not None:
-                self.errors.add(line, f"duplicate item_id “{item_id}” (also on line {first})",
-                                "item_id")  # fmt: skip
-            else:
-                seen[item_id] = line
-            return
-        # Long form: one response per system and item; an item's fields agree across its rows.
-        key = (item_id, systems[0])
-        first = seen.get(key)
-        if first is not None:
-            self.errors.add(
-                line, f"system “{systems[0]}” already answered item “{item_id}” on line {first}",
-                "system",
-            )  # fmt: skip
-            return
-        seen[key] = line
-        digests = (
-            hash(fields["prompt"]), hash(fields["context"]), hash(fields["reference"]),
-            hash(fields["auto_preference"]), hash(tuple(sorted(map(repr, item_meta.items())))),
-        )  # fmt: skip
-        earlier = seen.get(item_id)
-        if earlier is None:
-            seen[item_id] = _ItemSeen(line, digests)
-            self.item_ids.add(item_id)
-            return
-        names = ("prompt", "context", "reference", "auto_preference", "item metadata")
-        given = (True, bool(fields["context"]), bool(fields["reference"]),
-                 bool(fields["auto_preference"]), bool(item_meta))  # fmt: skip
-        for name, mine, theirs, present in zip(names, digests, earlier.digests, given, strict=True):
-            if present and mine != theirs:
-                self.errors.add(
-                    line, f"differs from line {earlier.line} for the same item “{item_id}”", name
-                )
+def _as_tuple(row: Row) -> tuple:
+    responses = [(r.system, r.text, r.metadata) for r in row.responses]
+    return (row.line, row.item_id, row.prompt, row.context, row.reference, row.auto_preference,
+            row.item_metadata, responses)  # fmt: skip
 
 
-def _json_type(value) -> str:
-    return {bool: "true/false", int: "a number", float: "a number", list: "a list",
-            dict: "an object"}.get(type(value), type(value).__name__)  # fmt: skip
+def _type_metadata(metadata: dict, side: int | None, numeric: set) -> None:
+    for key, value in metadata.items():
+        if (side, key) in numeric:
+            metadata[key] = number(value)
 
 
 @dataclass

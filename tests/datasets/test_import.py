@@ -8,7 +8,7 @@ import pytest
 from django.core.management import CommandError, call_command
 from django.utils import timezone
 
-from datasets import services, tasks
+from datasets import services, tasks, writers
 from datasets.models import Dataset, ImportJob, Item, Response, System
 from tests import factories
 
@@ -141,7 +141,7 @@ def test_a_golden_dataset_run_through_a_new_system_adds_its_responses(write):
 
 
 def test_long_form_items_spread_over_batches_are_created_once(write, monkeypatch):
-    monkeypatch.setattr(services, "WRITE_BATCH", 3)
+    monkeypatch.setattr(writers, "WRITE_BATCH", 3)
     rows = [
         {"item_id": f"Q{i % 4}", "prompt": f"Question {i % 4}", "system": f"s{i // 4}",
          "response": f"answer {i}"}
@@ -196,7 +196,7 @@ def test_redacted_reimport_is_a_noop(write):
 def test_a_job_killed_mid_import_leaves_the_dataset_unchanged(write, monkeypatch, lead):
     run_import(write("first.csv", csv_text(wide_rows(3))))
     before = stored_state()
-    monkeypatch.setattr(services, "WRITE_BATCH", 2)
+    monkeypatch.setattr(writers, "WRITE_BATCH", 2)
     job = ImportJob.objects.create(dataset_name="Support A/B", filename="more.csv", created_by=lead)
     path = write("more.csv", csv_text(wide_rows(9)))
     calls = []
@@ -207,8 +207,8 @@ def test_a_job_killed_mid_import_leaves_the_dataset_unchanged(write, monkeypatch
             raise SystemExit("worker killed")  # not an Exception: nothing catches it
         return original(self, rows)
 
-    original = services._Writer._insert_responses
-    monkeypatch.setattr(services._Writer, "_insert_responses", dies_on_third_batch)
+    original = writers.BatchWriter._insert_responses
+    monkeypatch.setattr(writers.BatchWriter, "_insert_responses", dies_on_third_batch)
     ImportJob.objects.filter(pk=job.pk).update(started_at=timezone.now())
 
     with pytest.raises(SystemExit):
@@ -223,7 +223,7 @@ def test_a_job_killed_mid_import_leaves_the_dataset_unchanged(write, monkeypatch
     assert job.status == ImportJob.Status.FAILED
     assert "stopped before finishing" in job.errors[0]
 
-    monkeypatch.setattr(services._Writer, "_insert_responses", original)
+    monkeypatch.setattr(writers.BatchWriter, "_insert_responses", original)
     summary = run_import(path, job=job)
     assert (summary["items_created"], summary["rows_unchanged"]) == (6, 3)
     job.refresh_from_db()
@@ -232,7 +232,7 @@ def test_a_job_killed_mid_import_leaves_the_dataset_unchanged(write, monkeypatch
 
 def test_an_unexpected_error_marks_the_job_failed(write, monkeypatch):
     job = ImportJob.objects.create(dataset_name="D", filename="f.csv")
-    for writer in (services._Writer, services._StreamingWriter):  # SQLite, PostgreSQL
+    for writer in (writers.BatchWriter, writers.StreamingWriter):  # SQLite, PostgreSQL
         monkeypatch.setattr(writer, "flush", mock.Mock(side_effect=RuntimeError("boom")))
 
     with pytest.raises(RuntimeError):
@@ -355,3 +355,47 @@ def test_a_missing_file_is_reported_not_crashed_on(tmp_path):
     errors = failed_import(tmp_path / "gone.csv")
 
     assert errors == ["gone.csv: cannot read the file (No such file or directory)"]
+
+
+def test_a_column_numeric_at_first_then_not_is_stored_as_text_throughout(write):
+    rows = wide_rows(6)
+    rows[4]["latency_ms_b"] = "n/a"  # the one-pass import typed rows 1-4 already: it starts over
+
+    summary = run_import(write("pairs.csv", csv_text(rows)))
+
+    assert summary["items_created"] == 6
+    stored = Response.objects.filter(system__name="gpt-4o").order_by("item__external_id")
+    assert [r.metadata["latency_ms"] for r in stored] == ["81", "82", "83", "84", "n/a", "86"]
+    assert Response.objects.filter(system__name="gpt-4").first().metadata["latency_ms"] > 100
+
+
+def test_ids_and_new_systems_mid_file_are_taken_as_the_rows_arrive(write, monkeypatch):
+    monkeypatch.setattr(writers, "FIRST_ID_BLOCK", 2)  # several id blocks (PostgreSQL)
+    rows = [
+        {"item_id": f"Q{i % 5}", "prompt": f"Question {i % 5}", "system": f"s{i // 5}",
+         "response": f"answer {i}", "item.topic": "t"}
+        for i in range(20)
+    ]  # fmt: skip
+
+    summary = run_import(write("long.csv", csv_text(rows)))
+
+    assert (summary["items_created"], summary["responses_created"]) == (5, 20)
+    assert summary["systems"] == ["s0", "s1", "s2", "s3"]
+    assert Item.objects.count() == 5
+    assert Response.objects.filter(item__external_id="Q3").count() == 4
+    assert Response.objects.get(item__external_id="Q3", system__name="s2").text == "answer 13"
+
+
+def test_an_error_late_in_the_file_leaves_no_rows_and_no_systems(write):
+    rows = [{**row, "auto_preference": "tie"} for row in wide_rows(40)]
+    rows[-1]["system_b"] = "gpt-5"
+    rows[-1]["auto_preference"] = "gemini"
+
+    errors = failed_import(write("pairs.csv", csv_text(rows)))
+
+    assert errors == [
+        "pairs.csv:158: auto_preference: “gemini” is neither system_a, system_b, tie nor both_bad"
+    ]
+    assert not Dataset.objects.exists()
+    assert not System.objects.exists()
+    assert not Item.objects.exists()

@@ -6,7 +6,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from datasets import importers
+from datasets import import_errors, importers
 from datasets.importers import ImportFailed, validate
 
 from .conftest import csv_text, jsonl_text, wide_rows
@@ -223,9 +223,14 @@ def test_file_that_is_not_utf8_names_line_and_byte(write):
 
 def test_utf16_and_nul_bytes_are_refused(write):
     utf16 = "item_id,prompt,system,response\n".encode("utf-16")
-    assert errors_of(write("a.csv", utf16)) == ["a.csv:1: the file is UTF-16; save it as UTF-8"]
+    assert errors_of(write("a.csv", utf16)) == [
+        "a.csv: this is UTF-16 text (save it as UTF-8), not a CSV or JSONL text file; "
+        "nothing was read"
+    ]
     nul = b"item_id,prompt,system,response\n1,p\x00,s,r\n"
-    assert errors_of(write("b.csv", nul)) == ["b.csv:2: NUL byte at byte 34 of the file"]
+    assert errors_of(write("b.csv", nul)) == [
+        "b.csv:2: NUL byte at byte 34 of the file: a binary file, not UTF-8 text"
+    ]
 
 
 def test_field_over_one_megabyte(write):
@@ -256,7 +261,7 @@ def test_more_rows_than_the_limit(write, monkeypatch):
 
 
 def test_errors_are_capped_and_counted(write, monkeypatch):
-    monkeypatch.setattr(importers, "MAX_ERRORS", 2)
+    monkeypatch.setattr(import_errors, "MAX_ERRORS", 2)
     content = csv_text([{"item_id": "", "prompt": "p", "system": "s", "response": "r"}] * 5)
 
     errors = errors_of(write("f.csv", content))

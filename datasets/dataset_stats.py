@@ -1,0 +1,106 @@
+"""Response metrics (the follow-up job after an import) and a dataset's per-system summary."""
+
+import json
+import time
+from array import array
+from collections import Counter, defaultdict
+
+from django.db import connection, transaction
+from django.utils import timezone
+
+from .metrics import response_metrics, summarise
+from .models import Dataset, Item, Response, System
+from .writers import to_json
+
+METRICS_CHUNK = 500
+STATS_REFRESH_SECONDS = 20
+TOP_VALUES = 20
+
+
+def compute_metrics(*, dataset_id: int, chunk_size: int = METRICS_CHUNK) -> int:
+    """Fill in ``Response.metrics`` where missing, chunk by chunk, each chunk its own commit.
+
+    Idempotent; refreshes the dataset's per-system summary as it goes. Returns responses computed.
+    """
+    refresh_dataset_stats(dataset_id=dataset_id)
+    last_pk = computed = 0
+    refreshed = time.monotonic()
+    sql = "UPDATE datasets_response SET metrics = %s WHERE id = %s"
+    if connection.vendor == "postgresql":
+        sql = "UPDATE datasets_response SET metrics = %s::jsonb WHERE id = %s"
+    while True:
+        chunk = list(
+            Response.objects.filter(
+                item__dataset_id=dataset_id, metrics__isnull=True, pk__gt=last_pk
+            )
+            .order_by("pk")
+            .values_list("pk", "text")[:chunk_size]
+        )
+        if not chunk:
+            break
+        updates = [(to_json(response_metrics(text)), pk) for pk, text in chunk]
+        with transaction.atomic(), connection.cursor() as cursor:
+            cursor.executemany(sql, updates)
+        computed += len(chunk)
+        last_pk = chunk[-1][0]
+        if time.monotonic() - refreshed > STATS_REFRESH_SECONDS:
+            refresh_dataset_stats(dataset_id=dataset_id)
+            refreshed = time.monotonic()
+    if computed:
+        refresh_dataset_stats(dataset_id=dataset_id)
+    return computed
+
+
+def refresh_dataset_stats(*, dataset_id: int) -> None:
+    Dataset.objects.filter(pk=dataset_id).update(
+        stats=summarise_dataset(dataset_id=dataset_id), stats_updated_at=timezone.now()
+    )
+
+
+def summarise_dataset(*, dataset_id: int) -> dict:
+    """Per system: mean, median and p90 of each automatic metric and each numeric response
+    metadata key; and the item metadata keys with their most common values."""
+    names = dict(System.objects.values_list("pk", "name"))
+    metric_values: dict = defaultdict(lambda: defaultdict(lambda: array("d")))
+    metadata_values: dict = defaultdict(lambda: defaultdict(lambda: array("d")))
+    rows = (
+        Response.objects.filter(item__dataset_id=dataset_id)
+        .order_by()
+        .values_list("system_id", "metrics", "metadata")
+        .iterator(chunk_size=5000)
+    )
+    for system_id, metrics, metadata in rows:
+        for target, values in ((metric_values, metrics), (metadata_values, metadata)):
+            for key, value in (values or {}).items():
+                if isinstance(value, int | float):
+                    target[key][system_id].append(float(value))
+    item_values: dict[str, Counter] = defaultdict(Counter)
+    for (metadata,) in (
+        Item.objects.filter(dataset_id=dataset_id)
+        .order_by()
+        .values_list("metadata")
+        .iterator(chunk_size=5000)
+    ):
+        for key, value in (metadata or {}).items():
+            counter = item_values[key]
+            label = value if isinstance(value, str) else json.dumps(value)
+            if label in counter or len(counter) < 1000:
+                counter[label] += 1
+
+    def table(values: dict) -> dict:
+        return {
+            key: {names[system_id]: summarise(vals) for system_id, vals in by_system.items()}
+            for key, by_system in sorted(values.items())
+        }
+
+    return {
+        "metrics": table(metric_values),
+        "metadata": table(metadata_values),
+        "item_metadata": {
+            key: {
+                "distinct": len(counter),
+                "top": [[value, n] for value, n in counter.most_common(TOP_VALUES)],
+            }
+            for key, counter in sorted(item_values.items())
+        },
+    }
