@@ -5,6 +5,7 @@ from datetime import date
 
 from django.db import connection
 from django.db.models import Count, OuterRef, Q, Subquery
+from django.urls import reverse
 from django.utils import timezone
 
 from datasets.markdown import render_markdown
@@ -189,8 +190,10 @@ def _progress_and_recent(assignment: Assignment) -> tuple[dict, list[dict]]:
         )
         rows = cursor.fetchall()
     progress = {"total": rows[0][4] if rows else 0, "finished": rows[0][5] if rows else 0}
+    # One reverse() for all the links (each costs ~0.1 ms); tokens are URL-safe as they are.
+    grade_url = reverse("grading:grade", args=["-"]).removesuffix("-/")
     recent = [
-        {"token": token, "item__external_id": external_id}
+        {"token": token, "url": f"{grade_url}{token}/", "item__external_id": external_id}
         for pk, token, status, external_id, _, _ in rows
         if status == Assignment.Status.DONE and pk != assignment.pk
     ][:RECENT_DONE]
