@@ -231,7 +231,7 @@ AGGREGATE_EVERY_N_JUDGMENTS = int(os.environ.get("AGGREGATE_EVERY_N_JUDGMENTS", 
 
 # Grading never waits on Redis: sessions live in the database and the cache (used by allauth's
 # login rate limits) is per process, so neither goes down with the broker.
-SESSION_ENGINE = "django.contrib.sessions.backends.db"
+SESSION_ENGINE = "evalsite.sessions"
 
 LOGGING = {
     "version": 1,
