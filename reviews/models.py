@@ -187,7 +187,8 @@ class Assignment(models.Model):
             )
         ]
         indexes = [
-            models.Index(fields=["reviewer", "status", "position"]),
+            # The reviewer's next item in a campaign is the first entry in this order.
+            models.Index(fields=["reviewer", "campaign", "status", "position", "id"]),
             models.Index(fields=["campaign", "status"]),
         ]
 
