@@ -332,3 +332,11 @@ def test_two_simultaneous_submits_create_one_batch(postgres_only, lead, make_rev
 
     assert sorted(outcomes) == ["already_created", "created"]
     assert Batch.objects.filter(campaign=campaign).count() == 2
+
+
+def test_no_button_when_every_item_already_has_reviewers(client_for, lead, scenario):
+    campaign = scenario(24, 24, 0.6, 0.65)
+    assert report_of(campaign).result["decision"]["verdict"] == "need_more_labels"
+    html = client_for(lead).get(page_url(campaign)).content.decode()
+    assert "Every item of this campaign already has reviewers" in html
+    assert batch_url(campaign) not in html
