@@ -15,6 +15,12 @@ def send_safely(task, *args, **kwargs) -> bool:
     nightly beat run, or the next send, picks the work up once the broker is back.
     """
     try:
+        if not task.app.conf.task_always_eager:
+            # Connect the pool's connection that the send will use, with one attempt: left to
+            # itself kombu retries a refused connection for ~6 s, and the reviewer whose
+            # judgment triggered the send would wait for it.
+            with task.app.amqp.producer_pool.connections.acquire(block=True) as connection:
+                connection.ensure_connection(max_retries=0)
         task.apply_async(args=args, kwargs=kwargs, retry=False)
     except Exception:
         logger.exception("Could not send %s; it will be picked up later", task.name)

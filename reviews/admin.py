@@ -1,5 +1,6 @@
 from django.contrib import admin
 
+from .audit import UnblindingAuditAdmin
 from .models import Assignment, AuditEvent, Batch, Campaign, CampaignItem, Judgment, Rubric
 
 
@@ -36,7 +37,7 @@ class CampaignItemAdmin(admin.ModelAdmin):
 
 
 @admin.register(Assignment)
-class AssignmentAdmin(admin.ModelAdmin):
+class AssignmentAdmin(UnblindingAuditAdmin, admin.ModelAdmin):
     list_display = ["token", "campaign", "reviewer", "item", "status", "position", "candidate_left"]
     list_filter = ["status", "source"]
     search_fields = ["token", "reviewer__email", "campaign__slug"]
@@ -45,7 +46,7 @@ class AssignmentAdmin(admin.ModelAdmin):
 
 
 @admin.register(Judgment)
-class JudgmentAdmin(admin.ModelAdmin):
+class JudgmentAdmin(UnblindingAuditAdmin, admin.ModelAdmin):
     list_display = ["campaign", "reviewer", "item", "preference", "revision", "is_current"]
     list_filter = ["preference", "is_current", "source"]
     list_select_related = ["campaign", "reviewer", "item"]

@@ -10,12 +10,14 @@ import time
 from collections import Counter
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from functools import partial
 from typing import Any
 
 from django.conf import settings
 from django.core import signing
 from django.core.exceptions import ValidationError
 from django.db import IntegrityError, connection, transaction
+from django.db.models import F
 from django.utils import timezone
 from django.utils.safestring import SafeString
 
@@ -355,14 +357,23 @@ def after_judgment_saved(campaign: Campaign) -> None:
 
 
 def queue_aggregation(campaign: Campaign) -> None:
-    """After commit; a broker outage is logged (evalsite.queue) and the nightly run catches up."""
-    from evalsite.queue import enqueue_on_commit
-
+    """After commit; a broker outage is logged (evalsite.queue) and gives the claimed count
+    back, so that the next judgment tries again (and the nightly run catches up meanwhile)."""
     try:
         from . import tasks
     except ImportError:  # the aggregation task is not installed in this build
         return
-    enqueue_on_commit(tasks.aggregate_campaign, campaign.pk)
+    transaction.on_commit(partial(_send_aggregation, tasks.aggregate_campaign, campaign.pk))
+
+
+def _send_aggregation(task, campaign_id: int) -> None:
+    from evalsite.queue import send_safely
+
+    if not send_safely(task, campaign_id):
+        every = settings.AGGREGATE_EVERY_N_JUDGMENTS
+        Campaign.objects.filter(pk=campaign_id).update(
+            judgments_since_report=F("judgments_since_report") + every
+        )
 
 
 def skip_assignment(*, assignment: Assignment, reason: str) -> bool:

@@ -1,6 +1,6 @@
 from django.urls import path
 
-from . import campaign_views, grading_views, views
+from . import audit_views, campaign_views, grading_views, views
 
 app_name = "reviews"
 
@@ -43,4 +43,5 @@ urlpatterns = [
     path("rubrics/<int:pk>/export/", campaign_views.rubric_export, name="rubric-export"),
     path("rubrics/<int:pk>/copy/", campaign_views.rubric_copy, name="rubric-copy"),
     path("reports/", views.reports, name="reports"),
+    path("audit/", audit_views.audit_log, name="audit"),
 ]

@@ -60,6 +60,7 @@ MATRIX = {
     "datasets:items": ("get", lambda w: {"slug": w["campaign"].dataset.slug}, allowed(L)),
     "exports:import": ("get", slug, allowed(L)),
     "exports:log": ("get", None, allowed(L)),
+    "reviews:audit": ("get", None, allowed(L)),
     # Lead and analyst pages.
     "reviews:reports": ("get", None, allowed(L, A)),
     "report:page": ("get", slug, allowed(L, A)),

@@ -4,6 +4,7 @@ import sys
 from pathlib import Path
 
 import pytest
+from django.urls import reverse
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -84,3 +85,99 @@ def test_production_settings_pass_the_deploy_check():
         ),
     )
     assert result.returncode == 0, result.stdout + result.stderr
+
+
+# Login rate limits (allauth ACCOUNT_RATE_LIMITS: "10/m/ip,5/5m/key") ----------------------------
+
+
+@pytest.fixture
+def empty_rate_limits():
+    from django.core.cache import cache
+
+    cache.clear()  # allauth counts attempts in the cache, which outlives a test
+    yield
+    cache.clear()
+
+
+def failed_login(client, email: str):
+    return client.post(reverse("account_login"), {"login": email, "password": "not-the-password"})
+
+
+@pytest.mark.django_db
+@pytest.mark.usefixtures("empty_rate_limits")
+def test_five_failed_logins_lock_the_account_out_even_with_the_right_password(client):
+    from tests.conftest import PASSWORD, make_user
+
+    make_user("lena.lead@example.org", "lead", password=PASSWORD)
+    for _ in range(5):
+        assert "are not correct" in failed_login(client, "lena.lead@example.org").text
+    assert "Too many failed login attempts" in failed_login(client, "lena.lead@example.org").text
+
+    right = client.post(
+        reverse("account_login"), {"login": "lena.lead@example.org", "password": PASSWORD}
+    )
+    assert right.status_code == 200  # no redirect: not logged in
+    assert "Too many failed login attempts" in right.text
+    assert "_auth_user_id" not in client.session
+
+
+@pytest.mark.django_db
+@pytest.mark.usefixtures("empty_rate_limits")
+def test_ten_failed_logins_a_minute_from_one_address_are_refused_whatever_the_account(client):
+    for i in range(10):
+        assert "are not correct" in failed_login(client, f"guess{i}@example.org").text
+    assert "Too many failed login attempts" in failed_login(client, "guess10@example.org").text
+
+
+# Cookies in production -------------------------------------------------------------------------
+
+PRODUCTION = {
+    "DEBUG": "0",
+    "SECRET_KEY": "a-long-random-production-secret-key-0123456789-abcdefghij",
+    "ALLOWED_HOSTS": "testserver",
+}
+COOKIES_SCRIPT = """
+import django
+django.setup()
+from django.test import Client
+response = Client().get("/accounts/login/", secure=True)
+for name, morsel in response.cookies.items():
+    print(name, "secure" if morsel["secure"] else "plain", "httponly" if morsel["httponly"] else "")
+"""
+
+
+def cookies_set(**env) -> dict[str, str]:
+    out = subprocess.run(
+        [sys.executable, "-c", COOKIES_SCRIPT],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        env=production_env(DJANGO_SETTINGS_MODULE="evalsite.settings", **env),
+    )
+    assert out.returncode == 0, out.stderr
+    return {line.split()[0]: line for line in out.stdout.splitlines()}
+
+
+def test_production_sends_the_csrf_cookie_only_over_https():
+    assert cookies_set(**PRODUCTION)["csrftoken"].split()[1] == "secure"
+
+
+def test_production_marks_the_session_cookie_secure_and_http_only():
+    code = (
+        "import django; django.setup(); from django.conf import settings as s; "
+        "print(s.SESSION_COOKIE_SECURE, s.CSRF_COOKIE_SECURE, s.SESSION_COOKIE_HTTPONLY)"
+    )
+    production = subprocess.run(
+        [sys.executable, "-c", code],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        env=production_env(DJANGO_SETTINGS_MODULE="evalsite.settings", **PRODUCTION),
+    )
+    assert production.stdout.split() == ["True", "True", "True"], production.stderr
+
+
+def test_development_cookies_work_over_plain_http():
+    assert cookies_set(DEBUG="1", ALLOWED_HOSTS="testserver")["csrftoken"].split()[1] == "plain"
