@@ -75,7 +75,8 @@ def test_roles_are_read_afresh_on_every_request(client, reviewer):
     from django.contrib.auth.models import Group
 
     client.post(
-        reverse("account_login"), {"login": reviewer.email, "password": "correct-horse-battery-staple"}
+        reverse("account_login"),
+        {"login": reviewer.email, "password": "correct-horse-battery-staple"},
     )
     assert client.get(reverse("reviews:queue")).status_code == 200
     reviewer.groups.remove(Group.objects.get(name="reviewer"))
