@@ -1,15 +1,20 @@
-"""Time the judgments export (reviews.exports: the same generator and writer the download uses).
+"""Time the judgments export (reviews.exports.export_pieces: what the download and the command
+stream; on PostgreSQL, CSV and tidy lines built by the server, see reviews/export_sql.py).
 
     createdb:  psql -h 127.0.0.1 -U postgres -c 'create database evalsite_export'
     migrate:   DATABASE_URL=postgres://postgres@127.0.0.1:5432/evalsite_export \\
                    .venv/bin/python manage.py migrate
     run:       DATABASE_URL=... .venv/bin/python benchmarks/export.py [N_JUDGMENTS]   (100,000)
+                   [--format csv|jsonl|tidy] [--python]
 
-Builds (once per N, reused afterwards) a campaign with N current judgments (overlap 3, 60
-reviewers, the default rubric, two metadata keys), exports it as CSV to /dev/null and prints the
-seconds and the process's peak RSS before and after the export.
+Builds (once per N, reused afterwards: ~11 minutes for 1,000,000) a campaign with N current
+judgments (overlap 3, 60 reviewers, the default rubric, two metadata keys), exports it to
+/dev/null and prints the seconds, the seconds to the first row, and the process's peak RSS
+before and after the export. ``--python`` times the row-by-row Python path instead (what SQLite
+uses). Run it again after a build: the build's own memory counts in that run's peak.
 """
 
+import argparse
 import os
 import resource
 import sys
@@ -31,7 +36,7 @@ from django.db import connection, transaction  # noqa: E402
 from django.utils import timezone  # noqa: E402
 
 from datasets.models import Dataset, Item, Response, System  # noqa: E402
-from reviews import exports  # noqa: E402
+from reviews import export_sql, exports  # noqa: E402
 from reviews.models import Assignment, Campaign, CampaignItem, Judgment, Rubric  # noqa: E402
 
 OVERLAP = 3
@@ -139,21 +144,30 @@ def build(n: int) -> Campaign:
 
 
 def main() -> None:
-    n = int(sys.argv[1]) if len(sys.argv) > 1 else 100_000
-    campaign = exports.campaign_for_export(build(n).slug)
+    parser = argparse.ArgumentParser()
+    parser.add_argument("n", nargs="?", type=int, default=100_000)
+    parser.add_argument("--format", choices=exports.KINDS, default="csv")
+    parser.add_argument("--python", action="store_true", help="the row-by-row Python path")
+    args = parser.parse_args()
+    campaign = exports.campaign_for_export(build(args.n).slug)
+    export = exports.python_pieces if args.python else exports.export_pieces
     before = peak_rss_mb()
     started = time.perf_counter()
-    rows = exports.export_rows(campaign, filters={}, pseudonymise=True)
-    lines = 0
+    first_row = None
+    rows = 0
+    pieces = export(campaign, kind=args.format, filters={}, pseudonymise=True)
     with open(os.devnull, "w", encoding="utf-8", newline="") as out:
-        for line in exports.csv_lines(rows):
-            out.write(line)
-            lines += 1
+        for text, n in pieces:
+            out.write(text)
+            if n and first_row is None:
+                first_row = time.perf_counter() - started
+            rows += n
     seconds = time.perf_counter() - started
+    path = "sql" if export_sql.usable(args.format) and not args.python else "python"
     print(
-        f"{connection.vendor}: exported {lines - 1} judgments in {seconds:.2f} s "
-        f"({(lines - 1) / seconds:,.0f} rows/s); peak RSS {before:.0f} MB before, "
-        f"{peak_rss_mb():.0f} MB after"
+        f"{connection.vendor} ({path} path, {args.format}): exported {rows} rows of {args.n} "
+        f"judgments in {seconds:.2f} s ({rows / seconds:,.0f} rows/s, first row after "
+        f"{first_row or 0:.2f} s); peak RSS {before:.0f} MB before, {peak_rss_mb():.0f} MB after"
     )
 
 

@@ -1,6 +1,8 @@
 """Exports of a campaign's current judgments: wide CSV (the design's "Export CSV"), JSONL and a tidy
-long table. Rows come from one ``.values_list(...).iterator()`` query (a server-side cursor on
-PostgreSQL), so an export streams in constant memory whatever its size."""
+long table. On PostgreSQL the CSV and tidy lines are built by the server and streamed by COPY
+(``export_sql``); elsewhere, and for JSONL, rows come from one ``.values_list(...).iterator()``
+query and are written here. Either way an export streams in constant memory whatever its size,
+and both paths write the same bytes."""
 
 import csv
 import json
@@ -14,6 +16,7 @@ from django.db.models.fields.json import KeyTextTransform
 from django.db.models.functions import Cast
 from django.utils.crypto import salted_hmac
 
+from . import export_sql
 from .models import AuditEvent, Campaign, CampaignItem, ExportLog, Judgment
 
 CHUNK_SIZE = 2000
@@ -102,6 +105,7 @@ def reviewer_labels(campaign: Campaign, *, pseudonymise: bool) -> dict[int, str]
     """{user id: name in the export} for everyone with a current judgment in the campaign."""
     rows = (
         Judgment.objects.filter(campaign=campaign, is_current=True)
+        .order_by()  # the model's ordering would make DISTINCT return every judgment
         .values_list("reviewer_id", "reviewer__email", "reviewer__username")
         .distinct()
     )
@@ -263,13 +267,46 @@ def jsonl_lines(rows: Iterable[list[Any]]) -> Iterator[str]:
         yield json.dumps(dict(zip(header, row, strict=True)), ensure_ascii=False) + "\n"
 
 
+def export_pieces(
+    campaign: Campaign, *, kind: str, filters: dict[str, Any], pseudonymise: bool
+) -> Iterator[tuple[str, int]]:
+    """The export as (text, rows) pieces: on PostgreSQL, CSV and tidy lines built by the server
+    (``export_sql``, byte for byte the same), else one line of Python's each (the header counts
+    as no row)."""
+    pieces = export_sql.export_pieces(
+        campaign, kind=kind, filters=filters, pseudonymise=pseudonymise
+    )
+    if pieces is not None:
+        return pieces
+    return python_pieces(campaign, kind=kind, filters=filters, pseudonymise=pseudonymise)
+
+
+def python_pieces(
+    campaign: Campaign, *, kind: str, filters: dict[str, Any], pseudonymise: bool
+) -> Iterator[tuple[str, int]]:
+    """The export row by row in Python: (line, rows) pieces, the header counting as no row."""
+    if kind == "tidy":
+        lines = csv_lines(tidy_rows(campaign, filters=filters, pseudonymise=pseudonymise))
+    else:
+        rows = export_rows(campaign, filters=filters, pseudonymise=pseudonymise)
+        lines = jsonl_lines(rows) if kind == "jsonl" else csv_lines(rows)
+    return _rows_of(lines, header=kind != "jsonl")
+
+
+def _rows_of(lines: Iterator[str], *, header: bool) -> Iterator[tuple[str, int]]:
+    # csv.writer emits exactly one line per row (embedded newlines are quoted inside it).
+    if header:
+        yield next(lines), 0
+    for line in lines:
+        yield line, 1
+
+
 def export_lines(
     campaign: Campaign, *, kind: str, filters: dict[str, Any], pseudonymise: bool
 ) -> Iterator[str]:
-    if kind == "tidy":
-        return csv_lines(tidy_rows(campaign, filters=filters, pseudonymise=pseudonymise))
-    rows = export_rows(campaign, filters=filters, pseudonymise=pseudonymise)
-    return jsonl_lines(rows) if kind == "jsonl" else csv_lines(rows)
+    """The export's text, in pieces of whole lines."""
+    pieces = export_pieces(campaign, kind=kind, filters=filters, pseudonymise=pseudonymise)
+    return (text for text, _ in pieces)
 
 
 def start_export(
@@ -280,8 +317,9 @@ def start_export(
     pseudonymise: bool,
     user: AbstractBaseUser | None = None,
 ) -> tuple[ExportLog, Iterator[str]]:
-    """Log the export (ExportLog and an "export" AuditEvent) and return the log and its lines;
-    the log's row_count is set when the lines run out (or the consumer stops early)."""
+    """Log the export (ExportLog and an "export" AuditEvent) and return the log and its text,
+    in pieces of whole lines; the log's row_count is set when the text runs out (or the
+    consumer stops early)."""
     if kind not in KINDS:
         raise ValueError(f"Unknown export kind {kind!r}.")
     actor = user if user is not None and user.is_authenticated else None
@@ -293,21 +331,23 @@ def start_export(
         target=f"campaign:{campaign.slug}",
         details={"kind": kind, "filters": filters, "pseudonymised": pseudonymise},
     )
-    lines = export_lines(campaign, kind=kind, filters=filters, pseudonymise=pseudonymise)
-    return log, _counted(log, lines, header=kind != "jsonl")
+    pieces = export_pieces(campaign, kind=kind, filters=filters, pseudonymise=pseudonymise)
+    return log, _counted(log, pieces)
 
 
-def _counted(log: ExportLog, lines: Iterator[str], *, header: bool) -> Iterator[str]:
-    # csv.writer emits exactly one line per row (embedded newlines are quoted inside it).
+def _counted(log: ExportLog, pieces: Iterator[tuple[str, int]]) -> Iterator[str]:
     n = 0
     try:
-        for line in lines:
-            n += 1
-            yield line
+        for text, rows in pieces:
+            n += rows
+            yield text
     finally:
-        rows = max(0, n - 1) if header else n
-        ExportLog.objects.filter(pk=log.pk).update(row_count=rows)
-        log.row_count = rows
+        # First end the export's own query (a COPY in progress holds the connection).
+        close = getattr(pieces, "close", None)
+        if close is not None:
+            close()
+        ExportLog.objects.filter(pk=log.pk).update(row_count=n)
+        log.row_count = n
 
 
 def campaign_for_export(slug: str) -> Campaign:

@@ -11,7 +11,7 @@ from django.test.utils import CaptureQueriesContext
 from django.urls import reverse
 from django.utils import timezone
 
-from reviews import exports
+from reviews import export_sql, exports
 from reviews.models import AuditEvent, CampaignItem, ExportLog, Judgment
 from tests import factories
 from tests.reviews.exporting import judge, judge_all
@@ -437,3 +437,19 @@ def test_report_downloads_as_one_row_per_figure(client_for, analyst):
     assert "preference:win_rate_ci95.lo" in figures
     assert ExportLog.objects.get(kind="report").row_count == len(frame)
     assert AuditEvent.objects.filter(verb="export", details__kind="report").exists()
+
+
+@pytest.mark.parametrize(
+    "data",
+    [b"plain\n", b"a\\\\b\n", b"a\\nb\\r\\tc\n", b"\\\\n\n", b"\\\\\\n\n", b"x\\b\\f\\v\n"],
+)
+def test_copy_text_rows_are_unescaped(data):
+    expected = {
+        b"plain\n": "plain\r\n",
+        b"a\\\\b\n": "a\\b\r\n",
+        b"a\\nb\\r\\tc\n": "a\nb\r\tc\r\n",
+        b"\\\\n\n": "\\n\r\n",
+        b"\\\\\\n\n": "\\\n\r\n",
+        b"x\\b\\f\\v\n": "x\b\f\v\r\n",
+    }[data]
+    assert export_sql._unescape(data) == expected
