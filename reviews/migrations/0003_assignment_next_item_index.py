@@ -5,20 +5,22 @@ from django.db import migrations, models
 
 
 class Migration(migrations.Migration):
-
     dependencies = [
-        ('datasets', '0002_import_progress_and_stats'),
-        ('reviews', '0002_campaign_public_id'),
+        ("datasets", "0002_import_progress_and_stats"),
+        ("reviews", "0002_campaign_public_id"),
         migrations.swappable_dependency(settings.AUTH_USER_MODEL),
     ]
 
     operations = [
         migrations.RemoveIndex(
-            model_name='assignment',
-            name='reviews_ass_reviewe_4d38ac_idx',
+            model_name="assignment",
+            name="reviews_ass_reviewe_4d38ac_idx",
         ),
         migrations.AddIndex(
-            model_name='assignment',
-            index=models.Index(fields=['reviewer', 'campaign', 'status', 'position', 'id'], name='reviews_ass_reviewe_9b7272_idx'),
+            model_name="assignment",
+            index=models.Index(
+                fields=["reviewer", "campaign", "status", "position", "id"],
+                name="reviews_ass_reviewe_9b7272_idx",
+            ),
         ),
     ]
