@@ -86,12 +86,18 @@ def blind_pair(assignment: Assignment) -> BlindPair:
     patterns = mask_patterns(campaign)
     item = assignment.item
     ci = assignment.campaign_item
-    texts = dict(
-        Response.objects.filter(pk__in=[ci.baseline_response_id, ci.candidate_response_id])
-        .order_by()  # the model's ordering would join item, dataset and system
-        .values_list("pk", "text")
-    )
-    baseline, candidate = texts[ci.baseline_response_id], texts[ci.candidate_response_id]
+    texts = getattr(assignment, "pair_texts", None)  # read with the assignment (hot_reads)
+    if texts is None:
+        by_pk = dict(
+            Response.objects.filter(pk__in=[ci.baseline_response_id, ci.candidate_response_id])
+            .order_by()  # the model's ordering would join item, dataset and system
+            .values_list("pk", "text")
+        )
+        texts = {
+            "baseline": by_pk[ci.baseline_response_id],
+            "candidate": by_pk[ci.candidate_response_id],
+        }
+    baseline, candidate = texts["baseline"], texts["candidate"]
     left, right = (candidate, baseline) if assignment.candidate_left else (baseline, candidate)
 
     def show(text: str) -> SafeString:

@@ -12,6 +12,7 @@ from django.db import IntegrityError, transaction
 from django.db.models import Count, Exists, F, IntegerField, Max, OuterRef, Q
 from django.db.models.functions import Mod
 
+from . import hot_reads
 from .campaigns import reviewer_notice
 from .models import Assignment, Campaign, CampaignItem
 from .service_helpers import _derived_seed, _least_used_side
@@ -61,17 +62,8 @@ def pull_next_assignment(*, campaign: Campaign, reviewer: User) -> Assignment | 
 
 
 def _next_pending(campaign: Campaign, reviewer: User) -> Assignment | None:
-    return (
-        Assignment.objects.filter(
-            campaign=campaign,
-            reviewer=reviewer,
-            status=Assignment.Status.PENDING,
-            campaign__status=Campaign.Status.ACTIVE,
-        )
-        .select_related("campaign_item", "item")
-        .order_by("position", "pk")
-        .first()
-    )
+    # In SQL (reviews.hot_reads): it runs on every submit-and-next.
+    return hot_reads.next_pending(campaign_id=campaign.pk, reviewer_id=reviewer.pk)
 
 
 def _claim_slot(campaign: Campaign, reviewer: User, fresh: dict[str, Any]) -> Assignment | None:

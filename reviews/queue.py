@@ -167,24 +167,29 @@ def _progress_and_recent(assignment: Assignment) -> tuple[dict, list[dict]]:
     """The reviewer's progress in the campaign and their latest answers, in one query.
 
     Window counts run over all of the reviewer's assignments before the LIMIT applies, so the
-    rows that come back carry the totals; finished rows sort first, newest first. Written in
+    rows that come back carry the totals; finished rows sort first, newest first. Items are
+    joined to those few rows only (joining all of them cost ~1 ms with 200 assignments). Written in
     SQL because the same query built with the ORM (Window, Case, Sum) cost ~2 ms of CPU per
     grading page to compile, measured with benchmarks/grading_server_time.py; this costs ~0.3.
     """
     with connection.cursor() as cursor:
         cursor.execute(
-            """SELECT a.id, a.token, a.status, i.external_id, COUNT(*) OVER (),
-                      SUM(CASE WHEN a.status <> %s THEN 1 ELSE 0 END) OVER ()
-               FROM reviews_assignment a JOIN datasets_item i ON i.id = a.item_id
-               WHERE a.campaign_id = %s AND a.reviewer_id = %s
-               ORDER BY CASE WHEN a.status = %s THEN 0 ELSE 1 END,
-                        a.completed_at DESC NULLS LAST, a.id
-               LIMIT %s""",
+            """SELECT x.id, x.token, x.status, i.external_id, x.total, x.finished
+               FROM (SELECT a.id, a.token, a.status, a.item_id, a.completed_at,
+                            CASE WHEN a.status = %s THEN 0 ELSE 1 END AS later,
+                            COUNT(*) OVER () AS total,
+                            SUM(CASE WHEN a.status <> %s THEN 1 ELSE 0 END) OVER () AS finished
+                     FROM reviews_assignment a
+                     WHERE a.campaign_id = %s AND a.reviewer_id = %s
+                     ORDER BY later, a.completed_at DESC NULLS LAST, a.id
+                     LIMIT %s) x
+               JOIN datasets_item i ON i.id = x.item_id
+               ORDER BY x.later, x.completed_at DESC NULLS LAST, x.id""",
             [
+                Assignment.Status.DONE,
                 Assignment.Status.PENDING,
                 assignment.campaign_id,
                 assignment.reviewer_id,
-                Assignment.Status.DONE,
                 RECENT_DONE + 1,
             ],
         )

@@ -103,9 +103,10 @@ def redis_server(tmp_path) -> Iterator[RedisServer]:
 
 
 def _reset_broker_pools(app) -> None:
-    if app._pool is not None:
-        app._pool.force_close_all()
-        app._pool = None
+    # Drop the app's references only: kombu keeps its pools in a registry keyed by broker URL,
+    # so closing one here would leave the test run's own broker with a closed pool for every
+    # later test ("Acquire on closed pool").
+    app._pool = None
     app.amqp._producer_pool = None
 
 

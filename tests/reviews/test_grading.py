@@ -264,12 +264,12 @@ def test_grading_page_and_submit_use_a_fixed_number_of_queries(
     assignments = assign(campaign, reviewer, candidate_left=True, n=30)
     client = client_for(reviewer)
     client.get(reverse("grading:grade", args=[assignments[0].token]))
-    # Session, user with roles, assignment, campaign, progress with recent answers, responses.
-    with django_assert_max_num_queries(6):
+    # Session, user with roles, assignment with its texts, campaign, progress and recent answers.
+    with django_assert_max_num_queries(5):
         page = client.get(reverse("grading:grade", args=[assignments[0].token]))
-    # The six above, the transaction (lock, current judgment, insert, status, counter) and the
-    # next item (campaign status, next assignment, progress, responses).
-    with django_assert_max_num_queries(15):
+    # The four first above, the transaction (lock with current judgment, insert, status, counter)
+    # and the next item (next assignment with its texts, progress).
+    with django_assert_max_num_queries(12):
         response = client.post(
             reverse("grading:submit", args=[assignments[0].token]),
             answers(ticket_of(page.text)),
@@ -277,7 +277,7 @@ def test_grading_page_and_submit_use_a_fixed_number_of_queries(
         )
     assert response.headers["HX-Push-Url"] == reverse("grading:grade", args=[assignments[1].token])
     # Going back to revise: one more query for the stored answer.
-    with django_assert_max_num_queries(7):
+    with django_assert_max_num_queries(6):
         page = client.get(reverse("grading:grade", args=[assignments[0].token]))
     assert "revising your answer" in page.text
 
