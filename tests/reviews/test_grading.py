@@ -291,3 +291,20 @@ def test_queue_page_query_count_does_not_grow_with_campaigns(
     with django_assert_max_num_queries(6):
         html = client.get(reverse("reviews:queue")).text
     assert html.count("Start") == 6
+
+
+def test_a_changed_rubric_shows_at_once_on_the_next_page(client_for, reviewer, campaign):
+    """The unanswered questions are rendered once per rubric content; an edit is not hidden."""
+    assignments = assign(campaign, reviewer, candidate_left=True, n=2)
+    client = client_for(reviewer)
+    first = client.get(reverse("grading:grade", args=[assignments[0].token])).text
+    assert 'name="correctness__1"' in first
+    rubric = campaign.rubric
+    rubric.criteria = [
+        {**c, "label": "Is every step right?"} if c["name"] == "correctness" else c
+        for c in rubric.criteria
+    ]
+    rubric.save()
+    second = client.get(reverse("grading:grade", args=[assignments[1].token])).text
+    assert "Is every step right? (Response 1)" in second
+    assert "Is every step right?" not in first
