@@ -101,7 +101,12 @@ if DATABASES["default"]["ENGINE"] == "django.db.backends.postgresql":
     # Bind parameters on the server, so psycopg prepares a statement run five times on a
     # connection and PostgreSQL stops planning it again: the grading requests' joins spent more
     # time being planned (~0.7 ms each) than running (measured, benchmarks/grading_server_time.py).
-    DATABASES["default"].setdefault("OPTIONS", {})["server_side_binding"] = True
+    # Django turns psycopg's prepared statements off by default for connection poolers in
+    # transaction mode (PgBouncer): set DB_PREPARE_THRESHOLD empty behind one of those.
+    threshold = os.environ.get("DB_PREPARE_THRESHOLD", "5")
+    DATABASES["default"].setdefault("OPTIONS", {}).update(
+        server_side_binding=True, prepare_threshold=int(threshold) if threshold else None
+    )
 if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
     # Grading writes from several threads (dev server, in-process Celery): wait for the lock
     # instead of failing, and let readers proceed alongside one writer.

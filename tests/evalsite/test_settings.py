@@ -69,6 +69,32 @@ def test_database_comes_from_database_url(url, engine):
     assert out.stdout.strip() == engine, out.stderr
 
 
+@pytest.mark.parametrize(("threshold", "expected"), [(None, "5"), ("", "None"), ("2", "2")])
+def test_postgresql_statements_are_prepared_unless_a_pooler_says_otherwise(threshold, expected):
+    code = (
+        "from django.conf import settings; o = settings.DATABASES['default']['OPTIONS'];"
+        " print(o['server_side_binding'], o['prepare_threshold'])"
+    )
+    env = {
+        **os.environ,
+        "DEBUG": "1",
+        "DATABASE_URL": "postgres://u@127.0.0.1:5432/x",
+        "DJANGO_SETTINGS_MODULE": "evalsite.settings",
+    }
+    env.pop("DB_PREPARE_THRESHOLD", None)
+    if threshold is not None:
+        env["DB_PREPARE_THRESHOLD"] = threshold
+    out = subprocess.run(
+        [sys.executable, "-c", f"import django; django.setup(); {code}"],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        env=env,
+    )
+    assert out.stdout.split() == ["True", expected], out.stderr
+
+
 def test_production_settings_pass_the_deploy_check():
     result = subprocess.run(
         [sys.executable, "manage.py", "check", "--deploy", "--fail-level", "WARNING"],
