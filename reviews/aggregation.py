@@ -12,10 +12,12 @@ import logging
 import time
 from collections.abc import Iterable
 from concurrent.futures import ThreadPoolExecutor
+from datetime import timedelta
 from typing import Any
 
 import numpy as np
 import pandas as pd
+from django.conf import settings
 from django.db import IntegrityError, connection, transaction
 from django.db.models import Count, F, Max
 from django.db.models.fields.json import KeyTextTransform
@@ -613,7 +615,24 @@ def run_aggregation(*, campaign_id: int) -> Report:
     except Exception as exc:
         _fail(report, exc, time.perf_counter() - started)
         raise
+    _close_abandoned(campaign_id)
     return report
+
+
+def _close_abandoned(campaign_id: int) -> int:
+    """Mark FAILED the runs whose worker died (killed, machine lost): a run older than Celery's
+    hard time limit cannot still be running. Their task was redelivered, or a later run (this
+    one) completed the report, so they would otherwise stay "running" for ever."""
+    limit = timedelta(seconds=settings.CELERY_TASK_TIME_LIMIT)
+    return Report.objects.filter(
+        campaign_id=campaign_id,
+        status=Report.Status.RUNNING,
+        started_at__lt=timezone.now() - limit,
+    ).update(
+        status=Report.Status.FAILED,
+        error="The worker stopped before finishing; a later run completed the report.",
+        finished_at=timezone.now(),
+    )
 
 
 def _fail(report: Report, exc: Exception, seconds: float) -> None:

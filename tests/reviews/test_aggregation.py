@@ -151,6 +151,31 @@ def test_a_queued_report_is_claimed_by_the_run(known_campaign):
     assert report.status == Report.Status.DONE
 
 
+def test_a_run_whose_worker_died_is_closed_by_the_next_one(known_campaign):
+    """A killed worker leaves its report "running"; past Celery's hard time limit it cannot be,
+    so the next completed run marks it failed. A recent running report is left alone."""
+    from datetime import timedelta
+
+    from django.conf import settings
+    from django.utils import timezone
+
+    long_ago = timezone.now() - timedelta(seconds=settings.CELERY_TASK_TIME_LIMIT + 60)
+    dead = Report.objects.create(
+        campaign=known_campaign, status=Report.Status.RUNNING, started_at=long_ago
+    )
+    alive = Report.objects.create(
+        campaign=known_campaign, status=Report.Status.RUNNING, started_at=timezone.now()
+    )
+    done = aggregation.run_aggregation(campaign_id=known_campaign.pk)
+
+    dead.refresh_from_db()
+    alive.refresh_from_db()
+    assert done.status == Report.Status.DONE
+    assert dead.status == Report.Status.FAILED
+    assert "worker stopped" in dead.error
+    assert alive.status == Report.Status.RUNNING
+
+
 def test_losing_a_concurrent_run_returns_the_winner(known_campaign):
     winner = Report.objects.create(
         campaign=known_campaign,
