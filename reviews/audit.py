@@ -10,6 +10,7 @@ from typing import Any
 from django.db.models import QuerySet
 
 from .models import AuditEvent, Campaign
+from .service_helpers import record_audit
 
 PAGE_SIZE = 50
 UNBLINDED = "unblinded.viewed"
@@ -70,13 +71,7 @@ def _text(value: Any) -> str:
 
 def record_unblinding(*, actor, target: str, campaign_id: int | None = None, **details) -> None:
     """An AuditEvent for a page that shows which system a reviewer saw on which side."""
-    AuditEvent.objects.create(
-        actor=actor if actor is not None and actor.is_authenticated else None,
-        verb=UNBLINDED,
-        campaign_id=campaign_id,
-        target=target,
-        details=details,
-    )
+    record_audit(actor, UNBLINDED, campaign_id=campaign_id, target=target, **details)
 
 
 class UnblindingAuditAdmin:

@@ -16,7 +16,7 @@ from django.db.models import Count, F, Max
 
 from . import assignment as planning
 from .models import Assignment, Batch, Campaign, CampaignItem
-from .service_helpers import _audit, _check_reviewers, _derived_seed, _least_used_side
+from .service_helpers import _check_reviewers, _derived_seed, _least_used_side, record_audit
 
 if TYPE_CHECKING:
     from django.contrib.auth.models import User
@@ -152,7 +152,7 @@ def create_batches_and_assign(
         add_slots(Counter([p.item_id for p in plan] + [r[0] for r in refills]))
         campaign.roster.add(*reviewers)
         refilled_items = {r[0] for r in refills}
-        _audit(
+        record_audit(
             actor,
             "batches.created",
             campaign=campaign,
@@ -283,7 +283,7 @@ def unassign(
             return 0
         Assignment.objects.filter(pk__in=[pk for pk, _ in rows]).delete()
         add_slots(Counter({ci: -1 for _, ci in rows}))
-        _audit(
+        record_audit(
             actor,
             "assignments.unassigned",
             campaign=campaign,
@@ -364,7 +364,7 @@ def reassign(
         campaign.roster.add(*targets)
         emails = {user.pk: user.email or user.username for user in targets}
         counts = dict(Counter(emails[to] for _, _, to in moves))
-        _audit(
+        record_audit(
             actor,
             "assignments.reassigned",
             campaign=campaign,

@@ -16,7 +16,7 @@ from django.utils.text import slugify
 
 from .masking import default_mask_patterns, validate_patterns
 from .models import Campaign, CampaignItem, Rubric
-from .service_helpers import _audit, _check_reviewers, _user_or_none
+from .service_helpers import _check_reviewers, _user_or_none, record_audit
 
 if TYPE_CHECKING:
     from django.contrib.auth.models import User
@@ -105,7 +105,7 @@ def create_campaign(
         )
         if roster:
             campaign.roster.add(*roster)
-        _audit(
+        record_audit(
             actor,
             "campaign.created",
             campaign=campaign,
@@ -207,7 +207,7 @@ def update_campaign(
             if before != {user.pk for user in roster}:
                 changes["roster"] = sorted(user.email or user.username for user in roster)
         if changes:
-            _audit(
+            record_audit(
                 actor,
                 "campaign.changed",
                 campaign=campaign,
@@ -242,7 +242,7 @@ def set_status(*, campaign: Campaign, status: str, actor: User | None = None) ->
                 f"{_STATUS_VERBS[status]}.",
                 code="bad_transition",
             )
-        _audit(
+        record_audit(
             actor,
             f"campaign.{_STATUS_VERBS[status]}",
             campaign=campaign,

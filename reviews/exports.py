@@ -17,7 +17,8 @@ from django.db.models.functions import Cast
 from django.utils.crypto import salted_hmac
 
 from . import export_sql
-from .models import AuditEvent, Campaign, CampaignItem, ExportLog, Judgment
+from .models import Campaign, CampaignItem, ExportLog, Judgment
+from .service_helpers import record_audit
 
 CHUNK_SIZE = 2000
 KINDS = ("csv", "jsonl", "tidy")
@@ -324,12 +325,14 @@ def start_export(
         raise ValueError(f"Unknown export kind {kind!r}.")
     actor = user if user is not None and user.is_authenticated else None
     log = ExportLog.objects.create(user=actor, campaign=campaign, kind=kind, filters=filters)
-    AuditEvent.objects.create(
-        actor=actor,
-        verb="export",
+    record_audit(
+        actor,
+        "export",
         campaign=campaign,
         target=f"campaign:{campaign.slug}",
-        details={"kind": kind, "filters": filters, "pseudonymised": pseudonymise},
+        kind=kind,
+        filters=filters,
+        pseudonymised=pseudonymise,
     )
     pieces = export_pieces(campaign, kind=kind, filters=filters, pseudonymise=pseudonymise)
     return log, _counted(log, pieces)
@@ -400,8 +403,8 @@ def log_report_export(*, campaign: Campaign, report, user: AbstractBaseUser | No
     log = ExportLog.objects.create(
         user=actor, campaign=campaign, kind="report", filters={"report": report.pk}, row_count=rows
     )
-    AuditEvent.objects.create(
-        actor=actor, verb="export", campaign=campaign, target=f"campaign:{campaign.slug}",
-        details={"kind": "report", "report": report.pk},
+    record_audit(
+        actor, "export", campaign=campaign, target=f"campaign:{campaign.slug}", kind="report",
+        report=report.pk,
     )  # fmt: skip
     return log

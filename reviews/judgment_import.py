@@ -22,7 +22,8 @@ from django.utils.dateparse import parse_date, parse_datetime
 from evalsite.roles import REVIEWER
 
 from .exports import undefuse
-from .models import Assignment, AuditEvent, Campaign, CampaignItem, Judgment
+from .models import Assignment, Campaign, CampaignItem, Judgment
+from .service_helpers import record_audit
 
 REQUIRED = ("item_id", "reviewer", "preference")
 CHOICES = tuple(Judgment.Preference.values)
@@ -89,17 +90,15 @@ def import_judgments(
     summary = ImportSummary(rows=n_rows, already_imported=len(already), sha256=sha)
     if rows:
         _write(rows, campaign, key_prefix, summary)
-        AuditEvent.objects.create(
-            actor=actor if actor is not None and actor.is_authenticated else None,
-            verb="judgments.imported",
+        record_audit(
+            actor,
+            "judgments.imported",
             campaign=campaign,
             target=f"campaign:{campaign.slug}",
-            details={
-                "filename": filename,
-                "sha256": sha,
-                "created": summary.created,
-                "new_reviewers": len(summary.new_reviewers),
-            },
+            filename=filename,
+            sha256=sha,
+            created=summary.created,
+            new_reviewers=len(summary.new_reviewers),
         )
         from .grading import after_judgment_saved
 

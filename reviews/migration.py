@@ -20,6 +20,7 @@ from . import access, calibration, services, stats
 from .aggregation import _verdict as judge_verdict
 from .aggregation import calibratable_criteria
 from .models import AuditEvent, Campaign, CampaignItem, Report
+from .service_helpers import record_audit
 
 if TYPE_CHECKING:
     from django.contrib.auth.models import User
@@ -350,19 +351,17 @@ def create_next_batch(*, campaign: Campaign, report_id: int | None, actor: User)
             actor=actor,
         )
         reviewers = [r.email or r.username for r in roster]
-        AuditEvent.objects.create(
-            actor=actor,
-            verb=NEXT_BATCH_VERB,
+        record_audit(
+            actor,
+            NEXT_BATCH_VERB,
             campaign=campaign,
             target=f"report:{report.pk}",
-            details={
-                "batches": [b.number for b in result.batches],
-                "criterion": plan.criterion,
-                "system": plan.system,
-                "items": result.n_items,
-                "judge_positive": plan.judge_positive,
-                "judge_negative": plan.judge_negative,
-                "reviewers": reviewers,
-            },
+            batches=[b.number for b in result.batches],
+            criterion=plan.criterion,
+            system=plan.system,
+            items=result.n_items,
+            judge_positive=plan.judge_positive,
+            judge_negative=plan.judge_negative,
+            reviewers=reviewers,
         )
     return NextBatch(plan=plan, result=result, reviewers=reviewers)

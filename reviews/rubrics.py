@@ -12,7 +12,7 @@ from django.core.exceptions import ValidationError
 from django.db import transaction
 
 from .models import Judgment, Rubric
-from .service_helpers import _audit, _user_or_none
+from .service_helpers import _user_or_none, record_audit
 
 if TYPE_CHECKING:
     from django.contrib.auth.models import User
@@ -233,7 +233,9 @@ def create_rubric(
         rubric = Rubric.objects.create(
             name=data["name"], criteria=data["criteria"], created_by=_user_or_none(actor)
         )
-        _audit(actor, "rubric.created", target=f"rubric:{rubric.name}", version=rubric.version)
+        record_audit(
+            actor, "rubric.created", target=f"rubric:{rubric.name}", version=rubric.version
+        )
     return rubric
 
 
@@ -276,7 +278,9 @@ def update_rubric(
         current.name, current.criteria = data["name"], data["criteria"]
         current.version += 1
         current.save(update_fields=["name", "criteria", "version", "updated_at"])
-        _audit(actor, "rubric.changed", target=f"rubric:{current.name}", version=current.version)
+        record_audit(
+            actor, "rubric.changed", target=f"rubric:{current.name}", version=current.version
+        )
     rubric.name, rubric.criteria, rubric.version = current.name, current.criteria, current.version
     return current
 
@@ -286,7 +290,7 @@ def copy_rubric(*, rubric: Rubric, name: str | None = None, actor: User | None =
     with transaction.atomic():
         new_name = name or _free_rubric_name(f"{rubric.name} (copy)")
         copy = create_rubric(name=new_name, criteria=list(rubric.criteria), actor=actor)
-        _audit(actor, "rubric.copied", target=f"rubric:{copy.name}", source=rubric.name)
+        record_audit(actor, "rubric.copied", target=f"rubric:{copy.name}", source=rubric.name)
     return copy
 
 

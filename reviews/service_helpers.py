@@ -1,5 +1,6 @@
-"""Private helpers shared by the lead's service modules (rubrics, campaigns, batches, pull):
-the audit trail, reviewer checks and seeds derived from the campaign seed.
+"""Helpers shared by the lead's service modules (rubrics, campaigns, batches, pull): the audit
+trail (record_audit, used by every module that records an action), reviewer checks and seeds
+derived from the campaign seed.
 """
 
 from __future__ import annotations
@@ -19,18 +20,20 @@ if TYPE_CHECKING:
     from django.contrib.auth.models import User
 
 
-def _audit(
+def record_audit(
     actor: User | None,
     verb: str,
     *,
     campaign: Campaign | None = None,
+    campaign_id: int | None = None,
     target: str = "",
     **details: Any,
 ) -> None:
+    """One AuditEvent (the lead's audit page reads them); an anonymous actor is stored as none."""
     AuditEvent.objects.create(
-        actor=actor if actor is not None and actor.is_authenticated else None,
+        actor=_user_or_none(actor),
         verb=verb,
-        campaign=campaign,
+        campaign_id=campaign.pk if campaign is not None else campaign_id,
         target=target,
         details=details,
     )
