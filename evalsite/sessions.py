@@ -12,7 +12,7 @@ from django.utils import timezone
 
 class SessionStore(DatabaseSessionStore):
     def _get_session_from_db(self):
-        if not self.session_key:  # validated by the base class: only [a-z0-9], 8+ chars
+        if not self.session_key:  # the base class drops keys shorter than 8 characters
             return None
         with connection.cursor() as cursor:
             cursor.execute(

@@ -107,10 +107,6 @@ def redirect_to_next(request, campaign):
             request, "reviews/grade.html#finished-panel", {"queue_url": reverse("reviews:queue")}
         )
         return push_url(response, reverse("reviews:queue"))
-    if assignment.campaign_id == campaign.pk:
-        # The campaign this request already loaded (with systems and rubric) saves a query;
-        # pull_next_assignment has just read its status afresh.
-        assignment.campaign = campaign
     url = reverse("grading:grade", args=[assignment.token])
     if not request.htmx:
         return redirect(url)

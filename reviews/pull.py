@@ -28,7 +28,8 @@ PULL_ATTEMPTS = 5
 def pull_next_assignment(*, campaign: Campaign, reviewer: User) -> Assignment | None:
     """The reviewer's next pending assignment in this campaign. With none pending in a pull-mode
     campaign, claim a slot on an item that still needs a judgment (never above k per item, never
-    twice for one reviewer). None when there is nothing left for them.
+    twice for one reviewer). None when there is nothing left for them. The assignment carries
+    the given `campaign` object (the caller's, with whatever it already loaded).
 
     ValidationError (code: the campaign's status) when the campaign does not accept judgments;
     PermissionDenied when a pull-mode campaign does not have the reviewer on its roster.
@@ -52,12 +53,16 @@ def pull_next_assignment(*, campaign: Campaign, reviewer: User) -> Assignment | 
         raise PermissionDenied("You are not on this campaign's roster.")
     for attempt in range(PULL_ATTEMPTS):
         try:
-            return _claim_slot(campaign, reviewer, fresh)
+            claimed = _claim_slot(campaign, reviewer, fresh)
         except IntegrityError:
             # The same reviewer claimed the same item in another request at the same moment
             # (one_assignment_per_reviewer_item); their next query no longer sees that item.
             if attempt == PULL_ATTEMPTS - 1:
                 raise
+        else:
+            if claimed is not None:
+                claimed.campaign = campaign
+            return claimed
     return None  # pragma: no cover
 
 
