@@ -31,8 +31,8 @@ from django.db import connection, transaction  # noqa: E402
 from django.utils import timezone  # noqa: E402
 
 from datasets.models import Dataset, Item, Response, System  # noqa: E402
-from reviews import aggregation  # noqa: E402
 from reviews.models import Assignment, Campaign, CampaignItem, Judgment, Rubric  # noqa: E402
+from reviews.reports import aggregation  # noqa: E402
 
 OVERLAP = 3
 N_REVIEWERS = 60

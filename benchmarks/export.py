@@ -1,5 +1,5 @@
 """Time the judgments export (reviews.exports.export_pieces: what the download and the command
-stream; on PostgreSQL, CSV and tidy lines built by the server, see reviews/export_sql.py).
+stream; on PostgreSQL, CSV and tidy lines built by the server, see reviews/exports/sql.py).
 
     createdb:  psql -h 127.0.0.1 -U postgres -c 'create database evalsite_export'
     migrate:   DATABASE_URL=postgres://postgres@127.0.0.1:5432/evalsite_export \\
@@ -36,7 +36,8 @@ from django.db import connection, transaction  # noqa: E402
 from django.utils import timezone  # noqa: E402
 
 from datasets.models import Dataset, Item, Response, System  # noqa: E402
-from reviews import export_sql, exports  # noqa: E402
+from reviews.exports import services as exports  # noqa: E402
+from reviews.exports import sql as export_sql  # noqa: E402
 from reviews.models import Assignment, Campaign, CampaignItem, Judgment, Rubric  # noqa: E402
 
 OVERLAP = 3

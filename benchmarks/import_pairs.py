@@ -110,14 +110,14 @@ def child(path: str, redact_pii: bool, metrics_sample: int) -> None:
     from django.core.management import call_command
 
     call_command("migrate", verbosity=0)
-    from datasets import services
+    from datasets.importing import services as importing
     from datasets.models import Response
 
     baseline = peak_rss_mb()
     figures = {"baseline_rss_mb": round(baseline, 1)}
     for label in ("import", "reimport"):
         started, cpu = time.perf_counter(), time.process_time()
-        summary = services.import_pairs(
+        summary = importing.import_pairs(
             path=path,
             filename=Path(path).name,
             dataset_name=DATASET,

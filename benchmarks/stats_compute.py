@@ -17,7 +17,7 @@ import pandas as pd
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from reviews.stats import compute_report
+from reviews.reports.stats import compute_report
 
 OVERLAP = 3
 N_REVIEWERS = 60

@@ -2,7 +2,7 @@
 
 from django.shortcuts import get_object_or_404
 
-from .models import Dataset, ImportJob
+from datasets.models import Dataset, ImportJob
 
 
 def datasets_for_lead(user):

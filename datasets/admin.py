@@ -1,6 +1,6 @@
 from django.contrib import admin
 
-from .models import Dataset, ImportJob, Item, Response, System
+from datasets.models import Dataset, ImportJob, Item, Response, System
 
 
 @admin.register(System)

@@ -8,9 +8,9 @@ from collections import Counter, defaultdict
 from django.db import connection, transaction
 from django.utils import timezone
 
-from .metrics import response_metrics, summarise
-from .models import Dataset, Item, Response, System
-from .writers import to_json
+from datasets.importing.writers import to_json
+from datasets.metrics import response_metrics, summarise
+from datasets.models import Dataset, Item, Response, System
 
 METRICS_CHUNK = 500
 STATS_REFRESH_SECONDS = 20

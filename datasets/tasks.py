@@ -2,16 +2,17 @@
 
 from celery import shared_task
 
-from . import services
+from datasets import dataset_stats
+from datasets.importing import jobs as import_jobs
 
 
 @shared_task(name="datasets.run_import")
 def run_import(job_id: int) -> None:
     """Run a confirmed import job; a second delivery of the same job does nothing."""
-    services.run_import_job(job_id=job_id)
+    import_jobs.run_import_job(job_id=job_id)
 
 
 @shared_task(name="datasets.compute_metrics")
 def compute_metrics(dataset_id: int) -> None:
     """Fill in the automatic metrics of a dataset's responses that have none yet."""
-    services.compute_metrics(dataset_id=dataset_id, chunk_size=services.METRICS_CHUNK)
+    dataset_stats.compute_metrics(dataset_id=dataset_id, chunk_size=dataset_stats.METRICS_CHUNK)

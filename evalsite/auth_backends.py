@@ -11,7 +11,7 @@ from allauth.account.auth_backends import AuthenticationBackend as AllauthBacken
 from django.contrib.auth import get_user_model
 from django.contrib.auth.backends import ModelBackend
 
-from .roles import ANALYST, LEAD, REVIEWER, ROLE_NAMES_ATTR
+from evalsite.roles import ANALYST, LEAD, REVIEWER, ROLE_NAMES_ATTR
 
 # One EXISTS column per role, in this order (the query's parameters).
 _ROLES = (ANALYST, LEAD, REVIEWER)

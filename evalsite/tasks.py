@@ -2,7 +2,7 @@ import socket
 
 from celery import shared_task
 
-from .models import WorkerHeartbeat
+from evalsite.models import WorkerHeartbeat
 
 
 @shared_task(name="evalsite.heartbeat")

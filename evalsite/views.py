@@ -1,7 +1,7 @@
 from django.contrib.auth.decorators import login_required
 from django.shortcuts import redirect, render
 
-from .roles import ANALYST, LEAD, REVIEWER, roles_of
+from evalsite.roles import ANALYST, LEAD, REVIEWER, roles_of
 
 
 @login_required

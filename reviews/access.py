@@ -6,9 +6,8 @@ from django.http import Http404
 from django.shortcuts import get_object_or_404
 
 from evalsite.roles import ANALYST, LEAD, REVIEWER, has_role
-
-from . import hot_reads
-from .models import Assignment, Campaign, Rubric
+from reviews.grading import hot_reads
+from reviews.models import Assignment, Campaign, Rubric
 
 
 def campaigns_for_lead(user):

@@ -1,7 +1,7 @@
 from django.contrib import admin
 
-from .audit import UnblindingAuditAdmin
-from .models import Assignment, AuditEvent, Batch, Campaign, CampaignItem, Judgment, Rubric
+from reviews.audit.trail import UnblindingAuditAdmin
+from reviews.models import Assignment, AuditEvent, Batch, Campaign, CampaignItem, Judgment, Rubric
 
 
 @admin.register(Rubric)

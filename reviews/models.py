@@ -6,7 +6,7 @@ from django.conf import settings
 from django.db import models
 from django.db.models import Q
 
-from .querysets import AssignmentQuerySet, CampaignQuerySet
+from reviews.querysets import AssignmentQuerySet, CampaignQuerySet
 
 
 def new_token() -> str:

@@ -4,8 +4,7 @@ from celery import shared_task
 from django.db import OperationalError
 
 from evalsite.queue import send_safely
-
-from .models import Campaign
+from reviews.models import Campaign
 
 
 @shared_task(
@@ -20,7 +19,7 @@ def aggregate_campaign(campaign_id: int) -> int:
     """Aggregate the campaign's current judgments into a Report (idempotent); returns its id."""
     # Imported here: grading imports this module to send the task, and a web process should not
     # pay for pandas and statsmodels (seconds on first import) to save a judgment.
-    from . import aggregation
+    from reviews.reports import aggregation
 
     return aggregation.run_aggregation(campaign_id=campaign_id).pk
 

@@ -1,6 +1,9 @@
 from django.urls import path
 
-from . import audit_views, campaign_views, grading_views, views
+from reviews.audit import views as audit_views
+from reviews.campaigns import views as campaign_views
+from reviews.grading import views as grading_views
+from reviews.reports import index_views as views
 
 app_name = "reviews"
 

@@ -7,8 +7,8 @@ from django.contrib.auth import get_user_model
 from django.utils import timezone
 
 from datasets.models import Dataset, Item, Response, System
+from reviews.campaigns.rubrics import DEFAULT_CRITERIA
 from reviews.models import Assignment, Batch, Campaign, CampaignItem, Judgment, Rubric
-from reviews.services import DEFAULT_CRITERIA
 
 
 class UserFactory(factory.django.DjangoModelFactory):

@@ -8,7 +8,11 @@ import pytest
 from django.core.management import CommandError, call_command
 from django.utils import timezone
 
-from datasets import services, tasks, writers
+from datasets import dataset_stats, tasks
+from datasets.importing import errors as import_errors
+from datasets.importing import jobs as import_jobs
+from datasets.importing import services as importing
+from datasets.importing import writers
 from datasets.models import Dataset, ImportJob, Item, Response, System
 from tests import factories
 
@@ -19,13 +23,13 @@ pytestmark = pytest.mark.django_db
 
 def run_import(path, dataset="Support A/B", **kwargs):
     kwargs.setdefault("redact_pii", False)
-    return services.import_pairs(
+    return importing.import_pairs(
         path=path, filename=path.name, dataset_name=dataset, enqueue_metrics=False, **kwargs
     )
 
 
 def failed_import(path, dataset="Support A/B", **kwargs) -> list[str]:
-    with pytest.raises(services.ImportFailed) as failure:
+    with pytest.raises(import_errors.ImportFailed) as failure:
         run_import(path, dataset, **kwargs)
     return failure.value.errors
 
@@ -219,7 +223,7 @@ def test_a_job_killed_mid_import_leaves_the_dataset_unchanged(write, monkeypatch
     assert job.status == ImportJob.Status.IMPORTING  # the process died; nobody recorded it
     ImportJob.objects.filter(pk=job.pk).update(started_at=timezone.now() - timedelta(hours=1))
     job.refresh_from_db()
-    services.expire_stale_job(job=job)
+    import_jobs.expire_stale_job(job=job)
     assert job.status == ImportJob.Status.FAILED
     assert "stopped before finishing" in job.errors[0]
 
@@ -248,7 +252,7 @@ def test_job_records_progress_errors_and_summary(write):
     rows = wide_rows(3)
     rows[2]["item_id"] = ""
 
-    with pytest.raises(services.ImportFailed):
+    with pytest.raises(import_errors.ImportFailed):
         run_import(write("bad.csv", csv_text(rows)), "D", job=job)
 
     job.refresh_from_db()
@@ -292,8 +296,8 @@ def test_metrics_are_computed_in_chunks_and_summarised_per_system(write):
     run_import(write("pairs.csv", csv_text(rows)))
     dataset = Dataset.objects.get()
 
-    assert services.compute_metrics(dataset_id=dataset.pk, chunk_size=3) == 14
-    assert services.compute_metrics(dataset_id=dataset.pk, chunk_size=3) == 0
+    assert dataset_stats.compute_metrics(dataset_id=dataset.pk, chunk_size=3) == 14
+    assert dataset_stats.compute_metrics(dataset_id=dataset.pk, chunk_size=3) == 0
 
     refusal = Response.objects.get(item__external_id="T-0001", system__name="gpt-4")
     assert refusal.metrics["refusal"] is True
@@ -315,7 +319,7 @@ def test_metrics_task_is_enqueued_after_commit(write, django_capture_on_commit_c
         mock.patch.object(tasks.compute_metrics, "apply_async") as send,
         django_capture_on_commit_callbacks(execute=True),
     ):
-        services.import_pairs(path=path, filename="pairs.csv", dataset_name="D", redact_pii=False)
+        importing.import_pairs(path=path, filename="pairs.csv", dataset_name="D", redact_pii=False)
 
     send.assert_called_once_with(args=(Dataset.objects.get().pk,), kwargs={}, retry=False)
 
@@ -330,8 +334,8 @@ def test_import_task_runs_a_queued_job_once(
     )
     with mock.patch.object(tasks.run_import, "apply_async") as send:
         with django_capture_on_commit_callbacks(execute=True):
-            assert services.confirm_import(job=job)
-        assert not services.confirm_import(job=job)
+            assert import_jobs.confirm_import(job=job)
+        assert not import_jobs.confirm_import(job=job)
     send.assert_called_once_with(args=(job.pk,), kwargs={}, retry=False)
 
     tasks.run_import(job.pk)

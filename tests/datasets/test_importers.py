@@ -6,8 +6,9 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from datasets import import_errors, importers
-from datasets.importers import ImportFailed, validate
+from datasets.importing import errors as import_errors
+from datasets.importing import parsing as importers
+from datasets.importing.parsing import ImportFailed, validate
 
 from .conftest import csv_text, jsonl_text, wide_rows
 

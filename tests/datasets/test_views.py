@@ -7,7 +7,8 @@ import pytest
 from django.core.files.uploadedfile import SimpleUploadedFile
 from django.urls import reverse
 
-from datasets import services, tasks
+from datasets import dataset_stats, tasks
+from datasets.importing import jobs as import_jobs
 from datasets.models import Dataset, ImportJob
 from tests import factories
 
@@ -159,7 +160,7 @@ def test_failed_import_lists_errors_with_line_and_column(client_for, lead, media
     rows[6]["response_b"] = ""
     upload(client, csv_text(rows))
     job = ImportJob.objects.get()
-    services.confirm_import(job=job)
+    import_jobs.confirm_import(job=job)
 
     tasks.run_import(job.pk)
 
@@ -211,7 +212,7 @@ def test_stale_running_job_shows_as_failed_and_can_run_again(client_for, lead, m
 def test_dataset_page_shows_systems_metadata_and_metrics_side_by_side(
     client_for, lead, dataset, django_assert_max_num_queries
 ):
-    services.compute_metrics(dataset_id=dataset.pk)
+    dataset_stats.compute_metrics(dataset_id=dataset.pk)
     client = client_for(lead)
 
     with django_assert_max_num_queries(7):
@@ -236,7 +237,7 @@ def test_metrics_fragment_polls_until_every_response_has_metrics(client_for, lea
     assert "<html" not in pending.content.decode()
     assert "0 of 90 responses so far" in pending.content.decode()
 
-    services.compute_metrics(dataset_id=dataset.pk)
+    dataset_stats.compute_metrics(dataset_id=dataset.pk)
     assert client.get(url, headers=headers).status_code == 286
 
 

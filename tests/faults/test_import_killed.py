@@ -11,7 +11,8 @@ import pytest
 from django.core.files import File
 from django.urls import reverse
 
-from datasets import services
+from datasets.importing import jobs as import_jobs
+from datasets.importing import services as importing
 from datasets.models import Dataset, ImportJob, Item, Response
 from tests.faults.conftest import ROOT, database_url, side_connection, wait_for
 
@@ -57,17 +58,17 @@ def test_an_import_job_killed_half_way_imports_nothing_shows_failed_and_runs_aga
 ):
     small, big = tmp_path / "first.csv", tmp_path / "big.csv"
     write_pairs(small, ALREADY_STORED)
-    services.import_pairs(
+    importing.import_pairs(
         path=small, filename="first.csv", dataset_name="Support", redact_pii=False
     )
     before = counts("Support")
     assert before == (ALREADY_STORED, 2 * ALREADY_STORED)
     write_pairs(big, JOB_ROWS)  # the first 50 rows again, then new ones
     with big.open("rb") as upload:
-        job = services.create_import_job(
+        job = import_jobs.create_import_job(
             upload=File(upload, name="big.csv"), dataset_name="Support", redact_pii=False, user=lead
         )
-    assert services.confirm_import(job=job)
+    assert import_jobs.confirm_import(job=job)
 
     worker = workers.start()
     wait_for(

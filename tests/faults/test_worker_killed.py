@@ -6,8 +6,8 @@ import time
 import pytest
 from django.urls import reverse
 
-from reviews.aggregation import state_key
 from reviews.models import Judgment, Report
+from reviews.reports.aggregation import state_key
 from tests.faults.campaigns import big_campaign
 from tests.faults.conftest import wait_for
 

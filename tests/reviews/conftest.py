@@ -7,7 +7,7 @@ from django.contrib.auth.models import Group
 from django.utils import timezone
 
 from datasets.models import Item, Response
-from reviews import services
+from reviews.campaigns import services
 from reviews.models import Assignment, Judgment
 from tests import factories
 from tests.conftest import on_postgres, require_service

@@ -4,4 +4,4 @@ from django.urls import include, path
 
 from evalsite.urls import urlpatterns as site_urlpatterns
 
-urlpatterns = [path("exports/", include("reviews.export_urls")), *site_urlpatterns]
+urlpatterns = [path("exports/", include("reviews.exports.urls")), *site_urlpatterns]

@@ -4,4 +4,4 @@ from django.urls import include, path
 
 from evalsite.urls import urlpatterns as site_urlpatterns
 
-urlpatterns = [path("reports/", include("reviews.report_urls")), *site_urlpatterns]
+urlpatterns = [path("reports/", include("reviews.reports.urls")), *site_urlpatterns]

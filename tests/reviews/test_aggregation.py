@@ -6,8 +6,10 @@ from django.core.management import CommandError, call_command
 from django.db import IntegrityError
 
 from datasets.models import Response
-from reviews import aggregation, grading, tasks
+from reviews import tasks
+from reviews.grading import services as grading
 from reviews.models import Campaign, Judgment, Report
+from reviews.reports import aggregation
 from tests import factories
 
 pytestmark = pytest.mark.django_db
@@ -387,7 +389,7 @@ def test_postgres_copy_path_reads_the_same_items_as_the_orm_path(known_campaign)
 
 
 def test_report_names_reviewers_with_the_same_pseudonyms_as_the_exports(known_campaign):
-    from reviews.exports import reviewer_pseudonym
+    from reviews.exports.services import reviewer_pseudonym
 
     named = {row["reviewer"] for row in aggregation.aggregate(known_campaign)["reviewers"]}
     ids = Judgment.objects.filter(campaign=known_campaign).values_list("reviewer_id", flat=True)

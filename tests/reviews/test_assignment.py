@@ -5,7 +5,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from reviews.assignment import (
+from reviews.campaigns.planning import (
     PlannedAssignment,
     plan_assignments,
     plan_reassignment,

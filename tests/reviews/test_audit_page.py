@@ -7,7 +7,8 @@ import pytest
 from django.urls import reverse
 from django.utils import timezone
 
-from reviews import audit, services
+from reviews.audit import trail as audit
+from reviews.campaigns import services
 from reviews.models import AuditEvent
 from tests import factories
 from tests.conftest import make_user

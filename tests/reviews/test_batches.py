@@ -5,7 +5,7 @@ import pytest
 from django.core.exceptions import ValidationError
 from django.urls import reverse
 
-from reviews import services
+from reviews.campaigns import batches, rubrics, services
 from reviews.models import Assignment, AuditEvent, Batch, Campaign, CampaignItem
 
 pytestmark = pytest.mark.django_db
@@ -26,7 +26,7 @@ def test_every_item_gets_exactly_k_distinct_reviewers_with_balanced_load(
     campaign = build_campaign(30, overlap=2)
     reviewers = make_reviewers(4)
 
-    result = services.create_batches_and_assign(
+    result = batches.create_batches_and_assign(
         campaign=campaign, reviewers=reviewers, batch_size=8, actor=lead
     )
 
@@ -51,7 +51,7 @@ def test_every_item_gets_exactly_k_distinct_reviewers_with_balanced_load(
 def test_sides_are_counterbalanced_and_queues_are_shuffled(build_campaign, make_reviewers):
     campaign = build_campaign(40, overlap=2)
     reviewers = make_reviewers(4)
-    services.create_batches_and_assign(campaign=campaign, reviewers=reviewers)
+    batches.create_batches_and_assign(campaign=campaign, reviewers=reviewers)
 
     for reviewer in reviewers:
         rows = list(
@@ -70,11 +70,11 @@ def test_sides_are_counterbalanced_and_queues_are_shuffled(build_campaign, make_
 def test_assignments_record_versions_and_get_random_opaque_tokens(build_campaign, make_reviewers):
     campaign = build_campaign(6)
     services.update_campaign(campaign=campaign, instructions="Be **careful**.")
-    services.update_rubric(
+    rubrics.update_rubric(
         rubric=campaign.rubric,
         criteria=[{**c, "label": c["label"] + "?"} for c in campaign.rubric.criteria],
     )
-    services.create_batches_and_assign(campaign=campaign, reviewers=make_reviewers(2))
+    batches.create_batches_and_assign(campaign=campaign, reviewers=make_reviewers(2))
 
     rows = Assignment.objects.filter(campaign=campaign)
     assert {(a.rubric_version, a.instructions_version) for a in rows} == {(2, 2)}
@@ -95,7 +95,7 @@ def test_assignment_is_reproducible_from_the_campaign_seed(build_campaign, make_
     reviewers = make_reviewers(3)
     first, second, other = (build_campaign(20, overlap=2, seed=s) for s in (11, 11, 12))
     for campaign in (first, second, other):
-        services.create_batches_and_assign(
+        batches.create_batches_and_assign(
             campaign=campaign, reviewers=reviewers, selection="sample", n=15, batch_size=5
         )
     assert plan_signature(first) == plan_signature(second)
@@ -105,7 +105,7 @@ def test_assignment_is_reproducible_from_the_campaign_seed(build_campaign, make_
 def test_sample_and_stratified_selection(build_campaign, make_reviewers):
     reviewers = make_reviewers(2)
     campaign = build_campaign(30, categories=("billing", "billing", "shipping"))
-    services.create_batches_and_assign(
+    batches.create_batches_and_assign(
         campaign=campaign, reviewers=reviewers, selection="stratified", n=6, key="category"
     )
     chosen = Counter(
@@ -115,14 +115,14 @@ def test_sample_and_stratified_selection(build_campaign, make_reviewers):
     )
     assert chosen == {"billing": 4, "shipping": 2}
 
-    result = services.create_batches_and_assign(
+    result = batches.create_batches_and_assign(
         campaign=campaign, reviewers=reviewers, selection="sample", n=5
     )
     assert result.n_items == 5
     assert CampaignItem.objects.filter(campaign=campaign, slots_taken=0).count() == 30 - 6 - 5
 
     with pytest.raises(ValidationError, match="Unknown metadata key"):
-        services.create_batches_and_assign(
+        batches.create_batches_and_assign(
             campaign=campaign, reviewers=reviewers, selection="stratified", n=2, key="nope"
         )
 
@@ -130,27 +130,27 @@ def test_sample_and_stratified_selection(build_campaign, make_reviewers):
 def test_assigning_again_takes_only_unassigned_items(build_campaign, make_reviewers):
     campaign = build_campaign(10)
     reviewers = make_reviewers(2)
-    services.create_batches_and_assign(
+    batches.create_batches_and_assign(
         campaign=campaign, reviewers=reviewers, selection="sample", n=4
     )
-    result = services.create_batches_and_assign(campaign=campaign, reviewers=reviewers)
+    result = batches.create_batches_and_assign(campaign=campaign, reviewers=reviewers)
     assert result.n_items == 6
     assert [b.number for b in result.batches] == [2]
     with pytest.raises(ValidationError, match="Nothing to assign"):
-        services.create_batches_and_assign(campaign=campaign, reviewers=reviewers)
+        batches.create_batches_and_assign(campaign=campaign, reviewers=reviewers)
 
 
 def test_rules_are_enforced(build_campaign, make_reviewers, outsider):
     campaign = build_campaign(4, overlap=3)
     with pytest.raises(ValidationError, match="at least 3 reviewers"):
-        services.create_batches_and_assign(campaign=campaign, reviewers=make_reviewers(2))
+        batches.create_batches_and_assign(campaign=campaign, reviewers=make_reviewers(2))
     with pytest.raises(ValidationError, match="Not active reviewers"):
-        services.create_batches_and_assign(
+        batches.create_batches_and_assign(
             campaign=campaign, reviewers=[*make_reviewers(2), outsider]
         )
     services.set_status(campaign=campaign, status=Campaign.Status.CLOSED)
     with pytest.raises(ValidationError, match="closed"):
-        services.create_batches_and_assign(campaign=campaign, reviewers=make_reviewers(3))
+        batches.create_batches_and_assign(campaign=campaign, reviewers=make_reviewers(3))
 
 
 def test_unassign_removes_pending_work_only_and_frees_the_slots(
@@ -158,12 +158,12 @@ def test_unassign_removes_pending_work_only_and_frees_the_slots(
 ):
     campaign = build_campaign(8, overlap=2)
     a, b, c = make_reviewers(3)
-    services.create_batches_and_assign(campaign=campaign, reviewers=[a, b])
+    batches.create_batches_and_assign(campaign=campaign, reviewers=[a, b])
     done = Assignment.objects.filter(campaign=campaign, reviewer=a).order_by("position")[:3]
     for assignment in done:
         complete_assignment(assignment)
 
-    removed = services.unassign(campaign=campaign, reviewer=a, actor=lead)
+    removed = batches.unassign(campaign=campaign, reviewer=a, actor=lead)
 
     assert removed == 5
     assert Assignment.objects.filter(campaign=campaign, reviewer=a).count() == 3
@@ -172,7 +172,7 @@ def test_unassign_removes_pending_work_only_and_frees_the_slots(
     assert AuditEvent.objects.filter(verb="assignments.unassigned", campaign=campaign).exists()
 
     # Assigning again tops those items back up to k, from reviewers who do not hold them.
-    result = services.create_batches_and_assign(campaign=campaign, reviewers=[b, c])
+    result = batches.create_batches_and_assign(campaign=campaign, reviewers=[b, c])
     assert result.n_refilled == 5
     assert result.batches[-1].name.endswith("(refill)")
     holders = holders_by_item(campaign)
@@ -185,14 +185,14 @@ def test_reassign_moves_pending_work_to_reviewers_without_the_item(
 ):
     campaign = build_campaign(9, overlap=2)
     a, b, c, d = make_reviewers(4)
-    services.create_batches_and_assign(campaign=campaign, reviewers=[a, b, c], batch_size=3)
+    batches.create_batches_and_assign(campaign=campaign, reviewers=[a, b, c], batch_size=3)
     first = Assignment.objects.filter(campaign=campaign, reviewer=a).order_by("position").first()
     complete_assignment(first)
     pending_before = Assignment.objects.filter(
         campaign=campaign, reviewer=a, status="pending"
     ).count()
 
-    moved = services.reassign(campaign=campaign, from_reviewer=a, to_reviewers=[c, d], actor=lead)
+    moved = batches.reassign(campaign=campaign, from_reviewer=a, to_reviewers=[c, d], actor=lead)
 
     assert sum(moved.values()) == pending_before
     assert list(Assignment.objects.filter(campaign=campaign, reviewer=a)) == [first]
@@ -210,9 +210,9 @@ def test_reassign_moves_pending_work_to_reviewers_without_the_item(
 def test_reassign_within_one_batch(build_campaign, make_reviewers):
     campaign = build_campaign(6)
     a, b = make_reviewers(2)
-    result = services.create_batches_and_assign(campaign=campaign, reviewers=[a], batch_size=3)
+    result = batches.create_batches_and_assign(campaign=campaign, reviewers=[a], batch_size=3)
     first_batch = result.batches[0]
-    moved = services.reassign(
+    moved = batches.reassign(
         campaign=campaign, from_reviewer=a, to_reviewers=[b], batch=first_batch
     )
     assert moved == {b.email: 3}
@@ -269,7 +269,7 @@ def test_invalid_batch_form_rerenders_with_200(client_for, lead, build_campaign,
 def test_unassign_and_reassign_in_the_browser(client_for, lead, build_campaign, make_reviewers):
     campaign = build_campaign(6)
     a, b = make_reviewers(2)
-    services.create_batches_and_assign(campaign=campaign, reviewers=[a, b])
+    batches.create_batches_and_assign(campaign=campaign, reviewers=[a, b])
     client = client_for(lead)
 
     response = client.post(

@@ -10,7 +10,8 @@ import pytest
 from django.urls import reverse
 
 from datasets.models import Response, System
-from reviews.masking import default_mask_patterns
+from reviews.campaigns import batches
+from reviews.campaigns.masking import default_mask_patterns
 from reviews.models import Assignment
 from tests.factories import AssignmentFactory, CampaignFactory, CampaignItemFactory
 
@@ -179,12 +180,11 @@ def test_a_reviewer_cannot_open_someone_elses_assignment(client_for, other_revie
 def test_left_right_placement_is_balanced_per_reviewer_through_the_assign_service(
     lead, reviewer, other_reviewer
 ):
-    from reviews import services
 
     campaign = CampaignFactory(overlap=2)
     for _ in range(21):
         CampaignItemFactory(campaign=campaign)
-    services.create_batches_and_assign(
+    batches.create_batches_and_assign(
         campaign=campaign, reviewers=[reviewer, other_reviewer], batch_size=10, actor=lead
     )
     for user in (reviewer, other_reviewer):
@@ -202,7 +202,7 @@ def test_left_right_placement_is_balanced_per_reviewer_through_the_assign_servic
 
 def test_pair_scale_anchors_are_shown_in_response_terms_only(client_for, reviewer):
     """The default rubric's pair anchors face the candidate ("7: candidate much better")."""
-    from reviews.services import DEFAULT_CRITERIA
+    from reviews.campaigns.rubrics import DEFAULT_CRITERIA
 
     overall = next(c for c in DEFAULT_CRITERIA if c["per"] == "pair")
     assert "andidate" in " ".join(overall["anchors"].values())

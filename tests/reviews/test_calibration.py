@@ -10,7 +10,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from scipy import integrate, optimize, special, stats
 
-from reviews.calibration import (
+from reviews.reports.calibration import (
     Posterior,
     calibrate_criterion,
     calibrate_system,

@@ -7,7 +7,10 @@ from django.test.utils import CaptureQueriesContext
 from django.urls import reverse
 
 from datasets.models import Response
-from reviews import masking, services
+from reviews.campaigns import masking, rubrics, services
+from reviews.campaigns.batches import create_batches_and_assign
+from reviews.campaigns.progress import campaign_progress
+from reviews.grading import pull
 from reviews.models import Assignment, AuditEvent, Batch, Campaign, CampaignItem
 from tests import factories
 
@@ -109,7 +112,7 @@ def test_editing_instructions_bumps_their_version(build_campaign, make_reviewers
     assert campaign.instructions_version == 2
     services.update_campaign(campaign=campaign, instructions="Read **both**.", actor=lead)
     assert campaign.instructions_version == 2
-    services.create_batches_and_assign(campaign=campaign, reviewers=make_reviewers(1))
+    create_batches_and_assign(campaign=campaign, reviewers=make_reviewers(1))
     assert set(Assignment.objects.values_list("instructions_version", flat=True)) == {2}
     assert AuditEvent.objects.filter(verb="campaign.changed").count() == 2
 
@@ -139,7 +142,7 @@ def test_lead_creates_a_campaign_in_the_browser(
     dataset = factories.DatasetFactory()
     base, cand = factories.SystemFactory(name="sys-a"), factories.SystemFactory(name="sys-b")
     add_dataset_items(dataset, [base, cand], 5)
-    rubric = services.get_or_create_default_rubric()
+    rubric = rubrics.get_or_create_default_rubric()
     client = client_for(lead)
 
     page = client.get(reverse("reviews:campaign-create"))
@@ -276,7 +279,7 @@ def grade_some(campaign, complete_assignment, seconds=20.0):
 
 def make_progress_data(build_campaign, make_reviewers, complete_assignment, *, batches, reviewers):
     campaign = build_campaign(batches * 2, overlap=2)
-    services.create_batches_and_assign(
+    create_batches_and_assign(
         campaign=campaign,
         reviewers=make_reviewers(reviewers),
         batch_size=2,
@@ -289,7 +292,7 @@ def make_progress_data(build_campaign, make_reviewers, complete_assignment, *, b
 def test_progress_per_batch_and_reviewer(build_campaign, make_reviewers, complete_assignment):
     campaign = build_campaign(6, overlap=2)
     a, b = make_reviewers(2)
-    services.create_batches_and_assign(
+    create_batches_and_assign(
         campaign=campaign, reviewers=[a, b], batch_size=3, due_date=datetime.date(2000, 1, 1)
     )
     mine = list(Assignment.objects.filter(reviewer=a).order_by("position"))
@@ -299,7 +302,7 @@ def test_progress_per_batch_and_reviewer(build_campaign, make_reviewers, complet
     for assignment in Assignment.objects.filter(reviewer=b, batch__number=1):
         complete_assignment(assignment, seconds=5)
 
-    progress = services.campaign_progress(campaign=campaign, today=datetime.date(2000, 1, 2))
+    progress = campaign_progress(campaign=campaign, today=datetime.date(2000, 1, 2))
 
     assert (progress.items, progress.slots, progress.open_slots) == (6, 12, 0)
     assert (progress.totals.done, progress.totals.pending, progress.totals.skipped) == (6, 5, 1)
@@ -320,8 +323,8 @@ def test_progress_per_batch_and_reviewer(build_campaign, make_reviewers, complet
 def test_pulled_work_shows_as_its_own_row(build_campaign, make_reviewers):
     reviewer = make_reviewers(1)[0]
     campaign = build_campaign(3, mode="pull", roster=[reviewer])
-    services.pull_next_assignment(campaign=campaign, reviewer=reviewer)
-    progress = services.campaign_progress(campaign=campaign)
+    pull.pull_next_assignment(campaign=campaign, reviewer=reviewer)
+    progress = campaign_progress(campaign=campaign)
     assert [(row.label, row.pending) for row in progress.batches] == [("Pulled (no batch)", 1)]
     assert progress.open_slots == 2
 

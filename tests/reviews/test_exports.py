@@ -11,7 +11,8 @@ from django.test.utils import CaptureQueriesContext
 from django.urls import reverse
 from django.utils import timezone
 
-from reviews import export_sql, exports
+from reviews.exports import services as exports
+from reviews.exports import sql as export_sql
 from reviews.models import AuditEvent, CampaignItem, ExportLog, Judgment
 from tests import factories
 from tests.reviews.exporting import judge, judge_all
@@ -421,7 +422,7 @@ def test_report_downloads_as_one_row_per_figure(client_for, analyst):
 
     import pandas as pd
 
-    from reviews import aggregation
+    from reviews.reports import aggregation
 
     campaign = factories.CampaignFactory(slug="figures")
     item = factories.CampaignItemFactory(campaign=campaign)

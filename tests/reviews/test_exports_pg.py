@@ -1,4 +1,4 @@
-"""The PostgreSQL export path (reviews/export_sql.py) writes byte for byte what the Python path
+"""The PostgreSQL export path (reviews/exports/sql.py) writes byte for byte what the Python path
 writes, for hostile text, every value type and every filter."""
 
 import io
@@ -9,7 +9,8 @@ from django.core.management import call_command
 from django.db import connection
 from django.urls import reverse
 
-from reviews import export_sql, exports
+from reviews.exports import services as exports
+from reviews.exports import sql as export_sql
 from reviews.models import CampaignItem, ExportLog, Judgment
 from tests import factories
 from tests.reviews.exporting import judge

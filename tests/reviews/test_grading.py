@@ -5,7 +5,7 @@ import re
 import pytest
 from django.urls import reverse
 
-from reviews import grading
+from reviews.grading import services as grading
 from reviews.models import Assignment, Campaign, Judgment
 from tests.factories import AssignmentFactory, CampaignFactory, CampaignItemFactory
 

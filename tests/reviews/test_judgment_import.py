@@ -7,8 +7,9 @@ from django.core.files.uploadedfile import SimpleUploadedFile
 from django.core.management import CommandError, call_command
 from django.urls import reverse
 
-from reviews import exports, services
-from reviews.judgment_import import JudgmentImportError, import_judgments
+from reviews.campaigns import services
+from reviews.exports import services as exports
+from reviews.exports.judgment_import import JudgmentImportError, import_judgments
 from reviews.models import Assignment, AuditEvent, CampaignItem, Judgment
 from tests import factories
 from tests.reviews.exporting import judge, judge_all
@@ -237,7 +238,7 @@ def test_export_then_import_reproduces_the_counts(
     assert counts(fresh) == counts(source)
     assert scores(fresh) == scores(source)
     try:
-        from reviews.aggregation import aggregate
+        from reviews.reports.aggregation import aggregate
     except ImportError:
         return
     before, after = aggregate(source), aggregate(fresh)

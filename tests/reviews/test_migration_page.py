@@ -11,10 +11,11 @@ from django.db import connection
 from django.template.defaultfilters import floatformat
 from django.urls import reverse
 
+from datasets.dataset_stats import refresh_dataset_stats
 from datasets.models import Response
-from datasets.services import refresh_dataset_stats
-from reviews import aggregation, calibration, migration, services
+from reviews.campaigns import batches, services
 from reviews.models import Assignment, AuditEvent, Batch, CampaignItem, Judgment, Report
+from reviews.reports import aggregation, calibration, migration
 from tests import factories
 from tests.reviews.conftest import add_items, complete
 
@@ -68,7 +69,7 @@ def build_scenario(*, lead, reviewers, n_items, n_labelled, baseline_pass, candi
             responses.append(response)
     Response.objects.bulk_update(responses, ["metadata"])
     refresh_dataset_stats(dataset_id=dataset.pk)
-    services.create_batches_and_assign(
+    batches.create_batches_and_assign(
         campaign=campaign, reviewers=reviewers, selection="sample", n=n_labelled, actor=lead
     )
     for a in Assignment.objects.filter(campaign=campaign):

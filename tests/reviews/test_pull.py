@@ -6,7 +6,8 @@ from django.core.exceptions import PermissionDenied, ValidationError
 from django.db import connection
 from django.db.models import Count
 
-from reviews import services
+from reviews.campaigns import batches, services
+from reviews.grading import pull
 from reviews.models import Assignment, Campaign, CampaignItem, Judgment
 from tests import factories
 
@@ -18,10 +19,10 @@ def test_pull_claims_a_slot_and_returns_it_until_it_is_done(
     reviewer = make_reviewers(1)[0]
     campaign = build_campaign(3, overlap=1, mode="pull", roster=[reviewer])
 
-    first = services.pull_next_assignment(campaign=campaign, reviewer=reviewer)
+    first = pull.pull_next_assignment(campaign=campaign, reviewer=reviewer)
     assert first is not None
     assert first.batch is None
-    assert services.pull_next_assignment(campaign=campaign, reviewer=reviewer) == first
+    assert pull.pull_next_assignment(campaign=campaign, reviewer=reviewer) == first
     assert CampaignItem.objects.get(pk=first.campaign_item_id).slots_taken == 1
     assert (first.rubric_version, first.instructions_version) == (campaign.rubric.version, 1)
 
@@ -30,7 +31,7 @@ def test_pull_claims_a_slot_and_returns_it_until_it_is_done(
     while assignment is not None:
         seen.append(assignment.item_id)
         complete_assignment(assignment)
-        assignment = services.pull_next_assignment(campaign=campaign, reviewer=reviewer)
+        assignment = pull.pull_next_assignment(campaign=campaign, reviewer=reviewer)
     assert len(seen) == len(set(seen)) == 3
     positions = Assignment.objects.filter(reviewer=reviewer).values_list("position", flat=True)
     assert sorted(positions) == [0, 1, 2]
@@ -44,7 +45,7 @@ def test_no_item_gets_more_than_k_reviewers_and_nobody_gets_an_item_twice(
     campaign = build_campaign(4, overlap=2, mode="pull", roster=reviewers)
     for _ in range(4):
         for reviewer in reviewers:
-            assignment = services.pull_next_assignment(campaign=campaign, reviewer=reviewer)
+            assignment = pull.pull_next_assignment(campaign=campaign, reviewer=reviewer)
             if assignment is not None:
                 complete_assignment(assignment)
 
@@ -53,9 +54,7 @@ def test_no_item_gets_more_than_k_reviewers_and_nobody_gets_an_item_twice(
     assert len(per_item) == 4
     pairs = list(Assignment.objects.values_list("item", "reviewer"))
     assert len(pairs) == len(set(pairs))
-    assert all(
-        services.pull_next_assignment(campaign=campaign, reviewer=r) is None for r in reviewers
-    )
+    assert all(pull.pull_next_assignment(campaign=campaign, reviewer=r) is None for r in reviewers)
     for reviewer in reviewers:  # each sees the candidate on the left half the time
         sides = list(Assignment.objects.filter(reviewer=reviewer).values_list("candidate_left"))
         assert abs(2 * sum(left for (left,) in sides) - len(sides)) <= 1
@@ -66,17 +65,17 @@ def test_pull_needs_an_active_campaign_and_the_roster(build_campaign, make_revie
     on_roster, off_roster = make_reviewers(2)
     campaign = build_campaign(2, mode="pull", roster=[on_roster])
     with pytest.raises(PermissionDenied):
-        services.pull_next_assignment(campaign=campaign, reviewer=off_roster)
+        pull.pull_next_assignment(campaign=campaign, reviewer=off_roster)
 
     services.set_status(campaign=campaign, status=Campaign.Status.PAUSED)
     with pytest.raises(ValidationError) as paused:
-        services.pull_next_assignment(campaign=campaign, reviewer=on_roster)
+        pull.pull_next_assignment(campaign=campaign, reviewer=on_roster)
     assert paused.value.code == "paused"
     assert "paused" in paused.value.messages[0]
 
     services.set_status(campaign=campaign, status=Campaign.Status.CLOSED)
     with pytest.raises(ValidationError) as closed:
-        services.pull_next_assignment(campaign=campaign, reviewer=on_roster)
+        pull.pull_next_assignment(campaign=campaign, reviewer=on_roster)
     assert closed.value.code == "closed"
     assert not Assignment.objects.exists()
 
@@ -85,10 +84,10 @@ def test_pull_needs_an_active_campaign_and_the_roster(build_campaign, make_revie
 def test_in_push_mode_pull_returns_the_head_of_the_queue_only(build_campaign, make_reviewers):
     reviewer, idle = make_reviewers(2)
     campaign = build_campaign(4, roster=[idle])
-    services.create_batches_and_assign(campaign=campaign, reviewers=[reviewer])
-    head = services.pull_next_assignment(campaign=campaign, reviewer=reviewer)
+    batches.create_batches_and_assign(campaign=campaign, reviewers=[reviewer])
+    head = pull.pull_next_assignment(campaign=campaign, reviewer=reviewer)
     assert head.position == 0
-    assert services.pull_next_assignment(campaign=campaign, reviewer=idle) is None
+    assert pull.pull_next_assignment(campaign=campaign, reviewer=idle) is None
 
 
 N_THREADS = 20
@@ -117,7 +116,7 @@ def test_twenty_reviewers_pulling_at_once_never_exceed_k(
         try:
             start.wait(timeout=30)
             while True:
-                assignment = services.pull_next_assignment(campaign=campaign, reviewer=reviewer)
+                assignment = pull.pull_next_assignment(campaign=campaign, reviewer=reviewer)
                 if assignment is None:
                     return
                 judge(assignment)
@@ -175,7 +174,7 @@ def test_reviewers_reach_a_campaign_by_public_id_only_when_in_scope(build_campai
 
     on_roster, with_work, stranger = make_reviewers(3)
     campaign = build_campaign(2, mode="pull", roster=[on_roster])
-    services.create_batches_and_assign(campaign=campaign, reviewers=[with_work])
+    batches.create_batches_and_assign(campaign=campaign, reviewers=[with_work])
     campaign.roster.remove(with_work)
     for user in (on_roster, with_work):
         assert access.campaign_for_reviewer(user, campaign.public_id) == campaign

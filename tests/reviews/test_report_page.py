@@ -6,8 +6,9 @@ from django.db import connection
 from django.test.utils import CaptureQueriesContext
 from django.urls import reverse
 
-from reviews import aggregation, tasks
+from reviews import tasks
 from reviews.models import Report
+from reviews.reports import aggregation
 from tests import factories
 
 pytestmark = [pytest.mark.django_db, pytest.mark.urls("tests.reviews.report_test_urls")]
@@ -103,7 +104,7 @@ def test_low_agreement_is_flagged_unreliable(client_for, lead):
 
 
 def test_headline_in_words():
-    from reviews.report_views import headline
+    from reviews.reports.views import headline
 
     pref = {"p_non_inferior": 0.9712, "margin": 0.05, "win_rate": 0.6}
     assert headline(pref, 0.95) == (

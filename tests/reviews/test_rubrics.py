@@ -5,8 +5,8 @@ from django.core.exceptions import ValidationError
 from django.core.files.uploadedfile import SimpleUploadedFile
 from django.urls import reverse
 
-from reviews import services
-from reviews.forms import criteria_initial
+from reviews.campaigns import rubrics
+from reviews.campaigns.forms import criteria_initial
 from reviews.models import AuditEvent, Rubric
 from tests import factories
 
@@ -24,7 +24,7 @@ DESIGN_RUBRIC = {
 
 
 def test_the_design_rubric_is_valid_and_normalised():
-    clean = services.validate_rubric_json(DESIGN_RUBRIC)
+    clean = rubrics.validate_rubric_json(DESIGN_RUBRIC)
     assert [c["name"] for c in clean["criteria"]] == ["correctness", "refusal_ok", "overall"]
     correctness, refusal_ok, _ = clean["criteria"]
     assert correctness == {
@@ -36,7 +36,7 @@ def test_the_design_rubric_is_valid_and_normalised():
     assert refusal_ok["required"] is True
     optional = {"direction": "lower_is_better", "critical": True, "pass_threshold": 4,
                 "anchors": {"5": "Fully correct", "1": "Wrong"}, "required": False}  # fmt: skip
-    clean = services.validate_rubric_json(
+    clean = rubrics.validate_rubric_json(
         {"name": "x", "criteria": [{**DESIGN_RUBRIC["criteria"][0], **optional}]}
     )
     assert clean["criteria"][0]["anchors"] == {"1": "Wrong", "5": "Fully correct"}
@@ -60,7 +60,7 @@ def test_the_design_rubric_is_valid_and_normalised():
 )
 def test_invalid_criteria_are_reported_with_their_place(criterion, message):
     with pytest.raises(ValidationError) as excinfo:
-        services.validate_rubric_json({"name": "r", "criteria": [criterion]})
+        rubrics.validate_rubric_json({"name": "r", "criteria": [criterion]})
     assert any(m.startswith("criteria[0]") and message in m for m in excinfo.value.messages), (
         excinfo.value.messages
     )
@@ -69,24 +69,24 @@ def test_invalid_criteria_are_reported_with_their_place(criterion, message):
 def test_duplicate_names_and_bad_shapes_are_refused():
     twice = {"name": "c", "kind": "binary", "per": "pair"}
     with pytest.raises(ValidationError, match="used twice"):
-        services.validate_rubric_json({"name": "r", "criteria": [twice, twice]})
+        rubrics.validate_rubric_json({"name": "r", "criteria": [twice, twice]})
     for data in ([], {"criteria": []}, {"name": "r", "criteria": {}}):
         with pytest.raises(ValidationError):
-            services.validate_rubric_json(data)
+            rubrics.validate_rubric_json(data)
 
 
 @pytest.mark.django_db
 def test_every_change_bumps_the_version_and_a_no_op_does_not(lead):
-    rubric = services.create_rubric(name="r", criteria=DESIGN_RUBRIC["criteria"], actor=lead)
+    rubric = rubrics.create_rubric(name="r", criteria=DESIGN_RUBRIC["criteria"], actor=lead)
     assert rubric.version == 1
-    same = services.update_rubric(rubric=rubric, criteria=DESIGN_RUBRIC["criteria"])
+    same = rubrics.update_rubric(rubric=rubric, criteria=DESIGN_RUBRIC["criteria"])
     assert same.version == 1
     reordered = list(reversed(DESIGN_RUBRIC["criteria"]))
-    assert services.update_rubric(rubric=rubric, criteria=reordered).version == 2
-    assert services.update_rubric(rubric=rubric, criteria=reordered, name="r2").version == 3
+    assert rubrics.update_rubric(rubric=rubric, criteria=reordered).version == 2
+    assert rubrics.update_rubric(rubric=rubric, criteria=reordered, name="r2").version == 3
     assert AuditEvent.objects.filter(verb="rubric.changed").count() == 2
     with pytest.raises(ValidationError) as stale:
-        services.update_rubric(rubric=rubric, criteria=[], expected_version=1)
+        rubrics.update_rubric(rubric=rubric, criteria=[], expected_version=1)
     assert stale.value.code == "stale"
 
 
@@ -103,7 +103,7 @@ def test_a_rubric_with_judgments_refuses_invalidating_changes_but_allows_others(
         [criteria[0], {**criteria[1], "kind": "scale", "min": 0, "max": 1}, criteria[2]],
     ):
         with pytest.raises(ValidationError) as refused:
-            services.update_rubric(rubric=rubric, criteria=change)
+            rubrics.update_rubric(rubric=rubric, criteria=change)
         assert refused.value.code == "invalidates_judgments"
         assert "copy" in refused.value.messages[0]
     assert Rubric.objects.get(pk=rubric.pk).version == 1
@@ -114,34 +114,34 @@ def test_a_rubric_with_judgments_refuses_invalidating_changes_but_allows_others(
         criteria[1],
         {"name": "tone", "kind": "scale", "min": 1, "max": 3, "per": "response"},
     ]
-    assert services.update_rubric(rubric=rubric, criteria=allowed).version == 2
+    assert rubrics.update_rubric(rubric=rubric, criteria=allowed).version == 2
 
 
 @pytest.mark.django_db
 def test_copy_gets_a_free_name_and_version_one():
     rubric = factories.RubricFactory(name="support", version=4)
-    first = services.copy_rubric(rubric=rubric)
-    second = services.copy_rubric(rubric=rubric)
+    first = rubrics.copy_rubric(rubric=rubric)
+    second = rubrics.copy_rubric(rubric=rubric)
     assert (first.name, second.name) == ("support (copy)", "support (copy) 2")
     assert first.version == 1
-    assert first.criteria == services.validate_rubric_json(rubric.as_json())["criteria"]
+    assert first.criteria == rubrics.validate_rubric_json(rubric.as_json())["criteria"]
 
 
 @pytest.mark.django_db
 def test_import_reuses_an_identical_rubric_and_refuses_a_different_one():
-    first = services.import_rubric(data=DESIGN_RUBRIC)
-    assert services.import_rubric(data=json.loads(json.dumps(DESIGN_RUBRIC))) == first
+    first = rubrics.import_rubric(data=DESIGN_RUBRIC)
+    assert rubrics.import_rubric(data=json.loads(json.dumps(DESIGN_RUBRIC))) == first
     different = {**DESIGN_RUBRIC, "criteria": DESIGN_RUBRIC["criteria"][:1]}
     with pytest.raises(ValidationError) as taken:
-        services.import_rubric(data=different)
+        rubrics.import_rubric(data=different)
     assert taken.value.code == "name_taken"
-    assert services.import_rubric(data=different, name="short").name == "short"
+    assert rubrics.import_rubric(data=different, name="short").name == "short"
 
 
 @pytest.mark.django_db
 def test_default_rubric_is_created_once():
-    first = services.get_or_create_default_rubric()
-    assert services.get_or_create_default_rubric() == first
+    first = rubrics.get_or_create_default_rubric()
+    assert rubrics.get_or_create_default_rubric() == first
     assert first.name == "support-default"
     kinds = {c["name"]: (c["kind"], c["per"], c.get("min"), c.get("max")) for c in first.criteria}
     assert kinds == {
@@ -231,7 +231,7 @@ def test_refused_edit_offers_a_copy(client_for, lead):
 
 
 def test_export_and_import_round_trip(client_for, lead):
-    rubric = services.create_rubric(name="round-trip", criteria=DESIGN_RUBRIC["criteria"])
+    rubric = rubrics.create_rubric(name="round-trip", criteria=DESIGN_RUBRIC["criteria"])
     client = client_for(lead)
     exported = client.get(reverse("reviews:rubric-export", args=[rubric.pk]))
     assert exported["Content-Type"].startswith("application/json")

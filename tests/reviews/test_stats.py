@@ -10,7 +10,7 @@ import pytest
 from scipy import sparse
 from scipy.stats import beta
 
-from reviews import stats
+from reviews.reports import stats
 
 NAN = np.nan
 

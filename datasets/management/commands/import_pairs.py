@@ -5,7 +5,8 @@ from pathlib import Path
 
 from django.core.management.base import BaseCommand, CommandError
 
-from datasets import services
+from datasets.importing import errors as import_errors
+from datasets.importing import services as importing
 
 PHASES = {"validating": "Validating", "importing": "Importing"}
 
@@ -28,14 +29,14 @@ class Command(BaseCommand):
             raise CommandError(f"{path}: no such file")
         self.on_terminal = self.stderr.isatty()
         try:
-            summary = services.import_pairs(
+            summary = importing.import_pairs(
                 path=source,
                 filename=source.name,
                 dataset_name=dataset,
                 redact_pii=redact_pii,
                 progress=self.progress,
             )
-        except services.ImportFailed as failure:
+        except import_errors.ImportFailed as failure:
             self.clear_line()
             for error in failure.errors:
                 self.stderr.write(error)

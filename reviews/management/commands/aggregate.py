@@ -2,8 +2,8 @@ import json
 
 from django.core.management.base import BaseCommand, CommandError
 
-from reviews.aggregation import run_aggregation
 from reviews.models import Campaign
+from reviews.reports.aggregation import run_aggregation
 
 
 class Command(BaseCommand):

@@ -4,7 +4,7 @@ from django.contrib.auth import get_user_model
 from django.core.exceptions import ValidationError
 from django.core.management.base import BaseCommand, CommandError
 
-from reviews import services
+from reviews.campaigns import batches
 from reviews.models import Campaign
 
 
@@ -25,7 +25,7 @@ class Command(BaseCommand):
             raise CommandError(f"No campaign with the slug {options['slug']!r}.")
         reviewers = self.reviewers(options["reviewers"])
         try:
-            result = services.create_batches_and_assign(
+            result = batches.create_batches_and_assign(
                 campaign=campaign, reviewers=reviewers, batch_size=options["batch_size"]
             )
         except ValidationError as exc:

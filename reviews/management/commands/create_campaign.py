@@ -8,7 +8,7 @@ from django.core.exceptions import ValidationError
 from django.core.management.base import BaseCommand, CommandError
 
 from datasets.models import Dataset, System
-from reviews import services
+from reviews.campaigns import rubrics, services
 
 
 class Command(BaseCommand):
@@ -71,7 +71,7 @@ class Command(BaseCommand):
 
     def rubric(self, path):
         if path is None:
-            return services.get_or_create_default_rubric()
+            return rubrics.get_or_create_default_rubric()
         try:
             data = json.loads(path.read_text(encoding="utf-8-sig"))
         except OSError as exc:
@@ -79,6 +79,6 @@ class Command(BaseCommand):
         except (UnicodeDecodeError, json.JSONDecodeError) as exc:
             raise CommandError(f"{path}: not a JSON rubric file ({exc}).") from exc
         try:
-            return services.import_rubric(data=data)
+            return rubrics.import_rubric(data=data)
         except ValidationError as exc:
             raise CommandError(f"{path}: " + "; ".join(exc.messages)) from exc

@@ -2,7 +2,7 @@
 
 from django.core.management.base import BaseCommand, CommandError
 
-from reviews import exports
+from reviews.exports import services as exports
 from reviews.models import Campaign
 
 

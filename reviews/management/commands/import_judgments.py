@@ -4,7 +4,7 @@ from pathlib import Path
 
 from django.core.management.base import BaseCommand, CommandError
 
-from reviews.judgment_import import JudgmentImportError, import_judgments
+from reviews.exports.judgment_import import JudgmentImportError, import_judgments
 from reviews.models import Campaign
 
 

@@ -15,11 +15,12 @@ from django.contrib.auth.models import Group
 from django.core.management.base import BaseCommand
 from django.utils import timezone
 
+from datasets.importing.services import import_pairs
 from datasets.models import Dataset, System
-from datasets.services import import_pairs
-from reviews import aggregation, services
-from reviews.judgment_import import import_judgments
+from reviews.campaigns import batches, rubrics, services
+from reviews.exports.judgment_import import import_judgments
 from reviews.models import Campaign
+from reviews.reports import aggregation
 
 DEMO = Path(settings.BASE_DIR) / "demo"
 PASSWORD = "evalsite-demo"  # noqa: S105 (printed for the local demo only)
@@ -55,7 +56,7 @@ class Command(BaseCommand):
                 user=lead,
             )
         dataset = Dataset.objects.get(name=DATASET)
-        rubric = services.import_rubric(
+        rubric = rubrics.import_rubric(
             data=json.loads((DEMO / "rubric.json").read_text()), actor=lead
         )
         baseline, candidate = System.objects.get(name=BASELINE), System.objects.get(name=CANDIDATE)
@@ -66,7 +67,7 @@ class Command(BaseCommand):
                 candidate=candidate, rubric=rubric, overlap=2, instructions=INSTRUCTIONS,
                 seed=2026, actor=lead,
             )  # fmt: skip
-            services.create_batches_and_assign(
+            batches.create_batches_and_assign(
                 campaign=live, reviewers=reviewers, batch_size=12,
                 due_date=timezone.localdate() + timedelta(days=7), actor=lead,
             )  # fmt: skip

@@ -1,0 +1,380 @@
+"""Reading pairs files (CSV or JSONL, wide or long form; see DESIGN.md "Pairs file").
+
+Pure Python, no ORM. :meth:`PairsFile.scan` checks the bytes (``datasets.file_checks``: hash,
+UTF-8, no archives or binary files); then the file is read as rows, streaming:
+
+- ``rows(final=False)``: every row is checked (``datasets.row_checks``) and the valid ones are
+  yielded untyped; problems are collected as ``FILE:LINE: column: message`` in ``errors``. Learns
+  which CSV metadata columns are numeric throughout, and keeps the rows in a spool file.
+- ``rows(final=True)``, after a clean first pass: the same rows read back from the spool (marshal,
+  faster than parsing again, and exactly what was checked), CSV metadata typed (int or float where
+  the whole column is numeric-looking, else strings; JSONL keeps JSON types).
+- ``rows(final=False, typing=True, spool=False)``: the one-pass import of a new dataset. Rows come
+  typed as they are read, optimistically (a column numeric so far is numeric); ``retype`` says
+  when that guess proved wrong, and the caller then starts over with the two passes above.
+
+Row limits: 1,000,000 rows, 1 MB per field, 200 characters per item id, system name and verdict.
+"""
+
+import csv
+import json
+import marshal
+import tempfile
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from datasets.importing.columns import (
+    LONG_REQUIRED,
+    MAX_FIELD_BYTES,
+    MAX_NAME_LENGTH,
+    MAX_ROWS,
+    WIDE_REQUIRED,
+    Column,
+    CsvPlan,
+    classify,
+    detect_form,
+    number,
+)
+from datasets.importing.errors import MAX_ERRORS, ErrorList, ImportFailed
+from datasets.importing.file_checks import MAX_LINE_BYTES, check_file
+from datasets.importing.row_checks import (
+    ResponseRecord,
+    Row,
+    RowChecks,
+    _bad_strings,
+    _finite_float,
+    _reject_constant,
+)
+
+__all__ = [
+    "MAX_ERRORS",
+    "MAX_FIELD_BYTES",
+    "MAX_LINE_BYTES",
+    "MAX_NAME_LENGTH",
+    "MAX_ROWS",
+    "WIDE_REQUIRED",
+    "Column",
+    "ErrorList",
+    "ImportFailed",
+    "PairsFile",
+    "Preview",
+    "ResponseRecord",
+    "Row",
+    "classify",
+    "detect_form",
+    "preview",
+    "validate",
+]
+
+CHUNK = 1024 * 1024
+
+# csv refuses fields longer than this many characters; a field under 1 MB has fewer.
+csv.field_size_limit(MAX_FIELD_BYTES)
+
+
+@dataclass
+class PairsFile(RowChecks):
+    """A pairs file on disk, read in streaming passes (see the module docstring)."""
+
+    path: Path
+    filename: str
+    errors: ErrorList = field(init=False)
+    kind: str = field(init=False)  # "csv" | "jsonl"
+    form: str | None = None
+    columns: list[Column] = field(default_factory=list)
+    sha256: str = ""
+    size: int = 0
+    n_lines: int = 0
+    n_rows: int = 0
+    n_responses: int = 0
+    systems: set[str] = field(default_factory=set)
+    item_ids: set[str] = field(default_factory=set)  # long form only (wide: one row per item)
+    numeric: dict[int, bool] = field(default_factory=dict)
+    preview_rows: int | None = None  # a preview stops after this many rows
+    typing: bool = False
+    typed_columns: set[int] = field(default_factory=set)
+    retype: bool = False
+    _scan_ok: bool = False
+    _plan: CsvPlan | None = None
+    _spool: "tempfile._TemporaryFileWrapper | None" = None
+
+    def __post_init__(self) -> None:
+        self.path = Path(self.path)
+        self.errors = ErrorList(self.filename)
+        suffix = Path(self.filename).suffix.lower()
+        self.kind = "jsonl" if suffix in (".jsonl", ".ndjson", ".json") else "csv"
+
+    @property
+    def n_items(self) -> int:
+        return self.n_rows if self.form == "wide" else len(self.item_ids)
+
+    # Pass 0 -------------------------------------------------------------------------------------
+
+    def scan(self) -> None:
+        """Hash the file and check it is non-empty UTF-8 text with lines under 16 MB."""
+        facts = check_file(self.path, self.errors)
+        if facts is not None:
+            self.sha256, self.size, self.n_lines = facts.sha256, facts.size, facts.n_lines
+            self._scan_ok = True
+
+    # Reading rows -------------------------------------------------------------------------------
+
+    def rows(
+        self,
+        *,
+        final: bool,
+        progress: Callable[[int, float], None] | None = None,
+        typing: bool = False,
+        spool: bool = True,
+    ) -> Iterator[Row]:
+        """Pass 1 (``final=False``): check the file, yield its valid rows untyped and keep them
+        in a spool file. Pass 2 (``final=True``, after a clean pass 1): the spooled rows, typed.
+        ``typing=True, spool=False``: one pass, rows typed optimistically (see ``retype``)."""
+        if final:
+            yield from self._spooled_rows()
+            return
+        if not self._scan_ok:
+            return
+        self._plan = None
+        self.n_rows = self.n_responses = 0
+        self.systems, self.item_ids, self.numeric = set(), set(), {}
+        self.typing, self.typed_columns, self.retype = typing, set(), False
+        self._close_spool()
+        if self.preview_rows is None and spool:
+            self._spool = tempfile.TemporaryFile(buffering=CHUNK)  # noqa: SIM115 - closed after pass 2
+        reader = self._csv_rows if self.kind == "csv" else self._jsonl_rows
+        with self.path.open(encoding="utf-8-sig", newline="") as handle:
+            for row in reader(handle, progress):
+                if self._spool is not None:
+                    blob = marshal.dumps(_as_tuple(row))
+                    self._spool.write(len(blob).to_bytes(4, "little") + blob)
+                yield row
+
+    def _spooled_rows(self) -> Iterator[Row]:
+        """Pass 2 reads what pass 1 checked (not the file again, which may have changed since)."""
+        if self._spool is None:
+            return
+        numeric = {
+            (None if column.role == "item_meta" else column.side, column.key)
+            for index, column in enumerate(self.columns)
+            if self.numeric.get(index) and column.role in ("item_meta", "response_meta")
+        }
+        spool, read = self._spool, self._spool.read
+        spool.seek(0)
+        try:
+            while header := read(4):
+                line, item_id, prompt, context, reference, verdict, item_meta, responses = (
+                    marshal.loads(read(int.from_bytes(header, "little")))  # noqa: S302 - our own file
+                )
+                if numeric:
+                    _type_metadata(item_meta, None, numeric)
+                    for side, (_system, _text, metadata) in enumerate(responses):
+                        _type_metadata(metadata, side, numeric)
+                yield Row(
+                    line, item_id, prompt, context, reference, verdict, item_meta,
+                    [ResponseRecord(*response) for response in responses],
+                )  # fmt: skip
+        finally:
+            self._close_spool()
+
+    def close(self) -> None:
+        """Drop the spool file (pass 2 does this itself once it has read it)."""
+        self._close_spool()
+
+    def _close_spool(self) -> None:
+        if self._spool is not None:
+            self._spool.close()
+            self._spool = None
+
+    def _csv_rows(self, handle, progress) -> Iterator[Row]:
+        reader = csv.reader(handle, strict=True)
+        header = None
+        seen: dict = {}
+        line = 0
+        count = 0
+        try:
+            for values in reader:
+                first_line, line = line + 1, reader.line_num
+                if not values or (len(values) == 1 and not values[0].strip()):
+                    continue
+                if header is None:
+                    header = self._header(values, first_line, jsonl=False)
+                    if header is None:
+                        return
+                    continue
+                count += 1
+                if self._stop(count, first_line):
+                    return
+                if progress is not None and count % 2000 == 0:
+                    progress(count, line / max(self.n_lines, 1))
+                if len(values) != len(header):
+                    self.errors.add(
+                        first_line, f"{len(values)} fields, but the header has {len(header)}"
+                    )
+                    continue
+                if max(map(len, values)) > MAX_FIELD_BYTES // 4:  # rare: the careful path
+                    row = self._row(first_line, zip(header, values, strict=True), seen)
+                else:
+                    row = self._csv_row(first_line, values, seen)
+                if row is not None:
+                    yield row
+        except csv.Error as error:
+            message = str(error)
+            if "field larger than field limit" in message:
+                message = "a field is over 1 MB (is a closing quote missing?)"
+            self.errors.add(line + 1, f"malformed CSV: {message}; reading stopped here")
+            return
+        if header is None:
+            self.errors.add(1, "the file has no header row")
+        elif count == 0:
+            self.errors.add(line, "the file has a header but no rows")
+
+    def _stop(self, count: int, line: int) -> bool:
+        if self.preview_rows is not None and count > self.preview_rows:
+            return True
+        if count > MAX_ROWS:
+            self.errors.add(line, f"more than {MAX_ROWS:,} rows; split the file")
+            return True
+        return False
+
+    def _header(self, names: list[str], line: int, *, jsonl: bool) -> list[Column] | None:
+        form, missing = detect_form(names)
+        if missing:
+            what = "key" if jsonl else "column"
+            hint = (
+                "wide form needs " + ", ".join(WIDE_REQUIRED)
+                if form == "wide"
+                else "long form needs " + ", ".join(LONG_REQUIRED)
+                + "; wide form needs " + ", ".join(WIDE_REQUIRED)
+            )  # fmt: skip
+            for name in missing:
+                self.errors.add(line, f"missing required {what} ({hint})", name)
+            return None
+        columns, problems = classify(names, form, jsonl=jsonl)
+        for problem in problems:
+            self.errors.add(line, problem)
+        if problems:
+            return None
+        self.form, self.columns = form, columns
+        return columns
+
+    def _jsonl_rows(self, handle, progress) -> Iterator[Row]:
+        seen: dict = {}
+        layouts: dict[tuple, list[Column] | None] = {}
+        count = 0
+        line = 0
+        for line, text in enumerate(handle, 1):
+            if not text.strip():
+                continue
+            count += 1
+            if self._stop(count, line):
+                return
+            if progress is not None and count % 2000 == 0:
+                progress(count, line / max(self.n_lines, 1))
+            try:
+                obj = json.loads(
+                    text.rstrip("\r\n"), parse_constant=_reject_constant, parse_float=_finite_float
+                )
+            except json.JSONDecodeError as error:
+                self.errors.add(line, f"invalid JSON: {error.msg} at character {error.colno}")
+                continue
+            except (ValueError, RecursionError) as error:
+                reason = str(error) if isinstance(error, ValueError) else "nested too deeply"
+                self.errors.add(line, f"invalid JSON: {reason[:200]}")
+                continue
+            if not isinstance(obj, dict):
+                self.errors.add(line, f"expected a JSON object, got {type(obj).__name__}")
+                continue
+            if "\\u" in text and _bad_strings(obj):
+                self.errors.add(line, "a string holds \\u0000 or an unpaired surrogate")
+                continue
+            keys = tuple(obj)
+            if keys not in layouts:
+                layouts[keys] = self._json_layout(list(keys), line)
+            columns = layouts[keys]
+            if columns is not None:
+                row = self._row(line, zip(columns, obj.values(), strict=True), seen)
+                if row is not None:
+                    yield row
+        if count == 0:
+            self.errors.add(max(line, 1), "the file has no rows")
+
+    def _json_layout(self, names: list[str], line: int) -> list[Column] | None:
+        if self.form is None:
+            return self._header(names, line, jsonl=True)
+        columns, problems = classify(names, self.form, jsonl=True)
+        lowered = {name.strip().lower() for name in names}
+        required = WIDE_REQUIRED if self.form == "wide" else LONG_REQUIRED
+        problems += [f"{name}: missing (the file is in {self.form} form)"
+                     for name in required if name not in lowered]  # fmt: skip
+        if problems:
+            for problem in problems:
+                self.errors.add(line, problem)
+            return None
+        return columns
+
+    # One row --------------------------------------------------------------------------------------
+
+
+def _as_tuple(row: Row) -> tuple:
+    responses = [(r.system, r.text, r.metadata) for r in row.responses]
+    return (row.line, row.item_id, row.prompt, row.context, row.reference, row.auto_preference,
+            row.item_metadata, responses)  # fmt: skip
+
+
+def _type_metadata(metadata: dict, side: int | None, numeric: set) -> None:
+    for key, value in metadata.items():
+        if (side, key) in numeric:
+            metadata[key] = number(value)
+
+
+@dataclass
+class Preview:
+    """The first rows of a file as the upload page shows them, before anything is imported."""
+
+    form: str | None
+    kind: str
+    columns: list[tuple[str, str]]
+    rows: list[dict]
+    errors: list[str]
+
+
+def preview(path: Path | str, filename: str, *, limit: int = 5) -> Preview:
+    """Detected form, columns and roles, and the first ``limit`` rows (values shortened)."""
+    pairs = PairsFile(Path(path), filename, preview_rows=limit)
+    pairs._scan_ok = True
+    rows: list[dict] = []
+    try:
+        for row in pairs.rows(final=False):
+            rows.append(_preview_row(row))
+            if len(rows) >= limit:
+                break
+    except UnicodeDecodeError as error:
+        pairs.errors.add(None, f"not UTF-8 ({error.reason}); save the file as UTF-8")
+    columns = [(c.name, c.describe(pairs.form)) for c in pairs.columns]
+    return Preview(pairs.form, pairs.kind, columns, rows, pairs.errors.as_list())
+
+
+def _preview_row(row: Row) -> dict:
+    def short(text: str) -> str:
+        return text if len(text) <= 160 else text[:159] + "…"
+
+    return {
+        "line": row.line,
+        "item_id": row.item_id,
+        "prompt": short(row.prompt),
+        "responses": [(r.system, short(r.text)) for r in row.responses],
+        "item_metadata": row.item_metadata,
+    }
+
+
+def validate(path: Path | str, filename: str, progress=None) -> PairsFile:
+    """Scan and check the whole file (no database); raise ImportFailed listing every problem."""
+    pairs = PairsFile(Path(path), filename)
+    pairs.scan()
+    for _row in pairs.rows(final=False, progress=progress):
+        pass
+    if pairs.errors:
+        raise ImportFailed(pairs.errors.as_list())
+    return pairs

@@ -1,0 +1,363 @@
+"""Forms for leads: campaigns, batches and assignment, pending work, rubrics and their criteria."""
+
+import json
+import re
+from typing import Any
+
+from django import forms
+from django.core.exceptions import ValidationError
+
+from datasets.models import Dataset, System
+from reviews.campaigns.masking import default_mask_patterns, validate_patterns
+from reviews.campaigns.rubrics import DIRECTIONS, MAX_CRITERIA
+from reviews.models import Batch, Campaign, Rubric
+
+MAX_RUBRIC_FILE_BYTES = 1024 * 1024
+
+
+def _lines(text: str) -> list[str]:
+    return [line.strip() for line in text.splitlines() if line.strip()]
+
+
+class ReviewerChoiceField(forms.ModelMultipleChoiceField):
+    def label_from_instance(self, obj) -> str:
+        return obj.email or obj.username
+
+
+class ReviewerField(forms.ModelChoiceField):
+    def label_from_instance(self, obj) -> str:
+        return obj.email or obj.username
+
+
+class CampaignForm(forms.Form):
+    name = forms.CharField(max_length=200)
+    dataset = forms.ModelChoiceField(Dataset.objects.order_by("name"))
+    baseline = forms.ModelChoiceField(
+        System.objects.order_by("name"), help_text="The system in use."
+    )
+    candidate = forms.ModelChoiceField(
+        System.objects.order_by("name"), help_text="The system that would replace it."
+    )
+    rubric = forms.ModelChoiceField(Rubric.objects.order_by("name"))
+    overlap = forms.IntegerField(
+        label="Overlap k",
+        min_value=1,
+        max_value=50,
+        initial=1,
+        help_text="Distinct reviewers per item.",
+    )
+    margin = forms.FloatField(
+        label="Non-inferiority margin",
+        min_value=0,
+        max_value=0.49,
+        initial=0.05,
+        help_text="The candidate counts as no worse if its win rate is above 0.5 minus this.",
+    )
+    mode = forms.ChoiceField(
+        choices=Campaign.Mode.choices, initial=Campaign.Mode.PUSH, widget=forms.RadioSelect
+    )
+    roster = ReviewerChoiceField(
+        queryset=None,
+        required=False,
+        widget=forms.CheckboxSelectMultiple,
+        help_text="In pull mode, who may pull items. Assigning a batch adds its reviewers.",
+    )
+    instructions = forms.CharField(
+        widget=forms.Textarea(attrs={"rows": 6}),
+        required=False,
+        help_text="Shown to reviewers before they start (Markdown).",
+    )
+    use_default_masks = forms.BooleanField(
+        required=False,
+        initial=True,
+        label="Mask both systems' names and common vendor phrases (“As an AI developed by …”)",
+    )
+    extra_mask_patterns = forms.CharField(
+        widget=forms.Textarea(attrs={"rows": 3}),
+        required=False,
+        label="More masking patterns",
+        help_text="Regular expressions, one per line, matched ignoring case.",
+    )
+    seed = forms.IntegerField(
+        required=False,
+        min_value=0,
+        max_value=2**63 - 1,
+        help_text="Leave empty for a random one; it is stored, so assignment can be reproduced.",
+    )
+    require_rationale = forms.BooleanField(required=False, label="Ask reviewers for a rationale")
+
+    def __init__(self, *args: Any, reviewers: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.fields["roster"].queryset = reviewers
+
+    def clean(self) -> dict[str, Any]:
+        data = super().clean()
+        baseline, candidate = data.get("baseline"), data.get("candidate")
+        if baseline and candidate and baseline == candidate:
+            self.add_error("candidate", "The candidate must be a different system.")
+        patterns = _lines(data.get("extra_mask_patterns", ""))
+        if data.get("use_default_masks") and baseline and candidate:
+            patterns = default_mask_patterns([baseline.name, candidate.name]) + patterns
+        try:
+            data["mask_patterns"] = validate_patterns(patterns)
+        except ValidationError as exc:
+            self.add_error("extra_mask_patterns", exc)
+        return data
+
+    def service_kwargs(self) -> dict[str, Any]:
+        keys = (
+            "name",
+            "dataset",
+            "baseline",
+            "candidate",
+            "rubric",
+            "overlap",
+            "margin",
+            "mode",
+            "roster",
+            "instructions",
+            "mask_patterns",
+            "seed",
+            "require_rationale",
+        )
+        return {key: self.cleaned_data[key] for key in keys}
+
+
+class CampaignEditForm(forms.Form):
+    name = forms.CharField(max_length=200)
+    instructions = forms.CharField(
+        widget=forms.Textarea(attrs={"rows": 8}),
+        required=False,
+        help_text="Markdown. Saving a change starts a new instructions version.",
+    )
+    mask_patterns = forms.CharField(
+        widget=forms.Textarea(attrs={"rows": 8}),
+        required=False,
+        label="Masking patterns",
+        help_text="Regular expressions, one per line, matched ignoring case.",
+    )
+    margin = forms.FloatField(label="Non-inferiority margin", min_value=0, max_value=0.49)
+    mode = forms.ChoiceField(choices=Campaign.Mode.choices, widget=forms.RadioSelect)
+    roster = ReviewerChoiceField(queryset=None, required=False, widget=forms.CheckboxSelectMultiple)
+    require_rationale = forms.BooleanField(required=False, label="Ask reviewers for a rationale")
+
+    def __init__(self, *args: Any, campaign: Campaign, reviewers: Any, **kwargs: Any) -> None:
+        kwargs.setdefault(
+            "initial",
+            {
+                "name": campaign.name,
+                "instructions": campaign.instructions,
+                "mask_patterns": "\n".join(campaign.mask_patterns),
+                "margin": campaign.margin,
+                "mode": campaign.mode,
+                "roster": campaign.roster.all(),
+                "require_rationale": campaign.require_rationale,
+            },
+        )
+        super().__init__(*args, **kwargs)
+        self.fields["roster"].queryset = reviewers
+
+    def clean_mask_patterns(self) -> list[str]:
+        return validate_patterns(_lines(self.cleaned_data["mask_patterns"]))
+
+
+class BatchForm(forms.Form):
+    SELECTIONS = [
+        ("all", "Every item not yet assigned"),
+        ("sample", "A random sample of N items"),
+        ("stratified", "N items stratified by a metadata key"),
+    ]
+    reviewers = ReviewerChoiceField(queryset=None, widget=forms.CheckboxSelectMultiple)
+    selection = forms.ChoiceField(choices=SELECTIONS, initial="all", widget=forms.RadioSelect)
+    n = forms.IntegerField(label="N", min_value=1, required=False)
+    key = forms.CharField(
+        label="Metadata key", max_length=100, required=False, help_text="For example: category."
+    )
+    batch_size = forms.IntegerField(
+        min_value=1, required=False, help_text="Items per batch. Empty: one batch."
+    )
+    due_date = forms.DateField(required=False, widget=forms.DateInput(attrs={"type": "date"}))
+
+    def __init__(self, *args: Any, reviewers: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.fields["reviewers"].queryset = reviewers
+
+    def clean(self) -> dict[str, Any]:
+        data = super().clean()
+        selection = data.get("selection")
+        if selection in ("sample", "stratified") and not data.get("n"):
+            self.add_error("n", "How many items?")
+        if selection == "stratified" and not data.get("key"):
+            self.add_error("key", "Which metadata key should the sample be stratified by?")
+        if selection == "all":
+            data["n"] = data["key"] = None
+        return data
+
+
+class UnassignForm(forms.Form):
+    reviewer = ReviewerField(queryset=None)
+    batch = forms.ModelChoiceField(queryset=None, required=False, empty_label="All batches")
+
+    def __init__(self, *args: Any, campaign: Campaign, reviewers: Any, **kwargs: Any) -> None:
+        kwargs.setdefault("prefix", "unassign")
+        super().__init__(*args, **kwargs)
+        self.fields["reviewer"].queryset = reviewers
+        self.fields["batch"].queryset = Batch.objects.filter(campaign=campaign)
+
+
+class ReassignForm(forms.Form):
+    from_reviewer = ReviewerField(queryset=None, label="Move pending work of")
+    to_reviewers = ReviewerChoiceField(queryset=None, label="To")
+    batch = forms.ModelChoiceField(queryset=None, required=False, empty_label="All batches")
+
+    def __init__(
+        self, *args: Any, campaign: Campaign, reviewers: Any, candidates: Any, **kwargs: Any
+    ) -> None:
+        kwargs.setdefault("prefix", "reassign")
+        super().__init__(*args, **kwargs)
+        self.fields["from_reviewer"].queryset = reviewers
+        self.fields["to_reviewers"].queryset = candidates
+        self.fields["batch"].queryset = Batch.objects.filter(campaign=campaign)
+
+
+# ---------------------------------------------------------------------------------------------
+# Rubrics
+
+
+class RubricForm(forms.Form):
+    name = forms.CharField(max_length=200)
+    # The version the lead started editing from, so a concurrent save is not silently overwritten.
+    version = forms.IntegerField(widget=forms.HiddenInput, required=False)
+
+
+ANCHOR_LINE = re.compile(r"^\s*(-?\d+)\s*[=:]\s*(.+?)\s*$")
+
+
+class CriterionForm(forms.Form):
+    name = forms.CharField(
+        max_length=64, help_text="An identifier such as correctness (letters, digits, _ and -)."
+    )
+    label = forms.CharField(max_length=300, required=False, help_text="The question reviewers see.")
+    kind = forms.ChoiceField(choices=[("scale", "Scale"), ("binary", "Yes / no")], initial="scale")
+    per = forms.ChoiceField(
+        choices=[("response", "Each response"), ("pair", "The pair")], initial="response"
+    )
+    min = forms.IntegerField(required=False, initial=1)
+    max = forms.IntegerField(required=False, initial=5)
+    anchors = forms.CharField(
+        widget=forms.Textarea(attrs={"rows": 2}),
+        required=False,
+        label="Anchor labels",
+        help_text="One per line, such as: 1 = Wrong",
+    )
+    optional = forms.BooleanField(required=False, label="Reviewers may leave it blank")
+    critical = forms.BooleanField(required=False, label="Critical (gates the decision)")
+    direction = forms.ChoiceField(
+        choices=[(d, d.replace("_", " ").capitalize()) for d in DIRECTIONS],
+        initial="higher_is_better",
+    )
+    pass_threshold = forms.IntegerField(
+        required=False, help_text="Scale only: values at or above it pass."
+    )
+    help = forms.CharField(max_length=1000, required=False, label="Help for reviewers")
+
+    def clean_anchors(self) -> dict[str, str]:
+        anchors, bad = {}, []
+        for line in _lines(self.cleaned_data["anchors"]):
+            match = ANCHOR_LINE.match(line)
+            if match:
+                anchors[str(int(match[1]))] = match[2]
+            else:
+                bad.append(line)
+        if bad:
+            raise ValidationError(f"Write each anchor as “value = label”, not: {'; '.join(bad)}")
+        return anchors
+
+    def criterion(self) -> dict[str, Any]:
+        data = self.cleaned_data
+        criterion = {
+            "name": data["name"].strip(),
+            "label": data["label"].strip() or data["name"].strip(),
+            "kind": data["kind"],
+            "per": data["per"],
+            "required": not data["optional"],
+            "critical": data["critical"],
+            "direction": data["direction"],
+        }
+        if data["kind"] == "scale":
+            criterion.update(min=data["min"], max=data["max"], anchors=data["anchors"])
+            if data["pass_threshold"] is not None:
+                criterion["pass_threshold"] = data["pass_threshold"]
+        if data["help"].strip():
+            criterion["help"] = data["help"].strip()
+        return criterion
+
+
+CriterionFormSet = forms.formset_factory(
+    CriterionForm,
+    extra=1,
+    can_order=True,
+    can_delete=True,
+    max_num=MAX_CRITERIA,
+    validate_max=True,
+)
+
+
+def criteria_from_formset(formset: forms.BaseFormSet) -> list[dict[str, Any]]:
+    """The criteria in the order the lead chose, without deleted and untouched blank rows."""
+    return [form.criterion() for form in formset.ordered_forms]
+
+
+def criteria_initial(criteria: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    rows = []
+    for order, c in enumerate(criteria, start=1):
+        anchors = c.get("anchors") or {}
+        rows.append(
+            {
+                "name": c.get("name", ""),
+                "label": c.get("label", ""),
+                "kind": c.get("kind", "scale"),
+                "per": c.get("per", "response"),
+                "min": c.get("min"),
+                "max": c.get("max"),
+                "anchors": "\n".join(f"{value} = {text}" for value, text in anchors.items()),
+                "optional": not c.get("required", True),
+                "critical": bool(c.get("critical", False)),
+                "direction": c.get("direction", "higher_is_better"),
+                "pass_threshold": c.get("pass_threshold"),
+                "help": c.get("help", ""),
+                "ORDER": order,
+            }
+        )
+    return rows
+
+
+class RubricImportForm(forms.Form):
+    file = forms.FileField(required=False, label="Rubric file (JSON)")
+    text = forms.CharField(
+        widget=forms.Textarea(attrs={"rows": 10}), required=False, label="…or paste the JSON"
+    )
+    name = forms.CharField(
+        max_length=200, required=False, help_text="Optional: import under this name instead."
+    )
+
+    def clean(self) -> dict[str, Any]:
+        data = super().clean()
+        upload, text = data.get("file"), data.get("text", "").strip()
+        if bool(upload) == bool(text):
+            raise ValidationError("Choose a file or paste the JSON (one of the two).")
+        if upload:
+            if upload.size > MAX_RUBRIC_FILE_BYTES:
+                raise ValidationError("That file is too large for a rubric (1 MB at most).")
+            raw = upload.read()
+            try:
+                text = raw.decode("utf-8-sig")
+            except UnicodeDecodeError as exc:
+                raise ValidationError("The file is not UTF-8 text.") from exc
+        try:
+            data["data"] = json.loads(text)
+        except json.JSONDecodeError as exc:
+            raise ValidationError(
+                f"Not valid JSON: {exc.msg} (line {exc.lineno}, column {exc.colno})."
+            ) from exc
+        return data
