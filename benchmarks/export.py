@@ -38,6 +38,7 @@ from django.utils import timezone  # noqa: E402
 from datasets.models import Dataset, Item, Response, System  # noqa: E402
 from reviews.exports import services as exports  # noqa: E402
 from reviews.exports import sql as export_sql  # noqa: E402
+from reviews.exports import writing  # noqa: E402
 from reviews.models import Assignment, Campaign, CampaignItem, Judgment, Rubric  # noqa: E402
 
 OVERLAP = 3
@@ -151,7 +152,7 @@ def main() -> None:
     parser.add_argument("--python", action="store_true", help="the row-by-row Python path")
     args = parser.parse_args()
     campaign = exports.campaign_for_export(build(args.n).slug)
-    export = exports.python_pieces if args.python else exports.export_pieces
+    export = writing.python_pieces if args.python else exports.export_pieces
     before = peak_rss_mb()
     started = time.perf_counter()
     first_row = None

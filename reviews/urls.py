@@ -1,9 +1,10 @@
 from django.urls import path
 
 from reviews.audit import views as audit_views
+from reviews.campaigns import rubric_views
 from reviews.campaigns import views as campaign_views
 from reviews.grading import views as grading_views
-from reviews.reports import index_views as views
+from reviews.reports import views as report_views
 
 app_name = "reviews"
 
@@ -39,12 +40,12 @@ urlpatterns = [
     path("campaigns/<slug:slug>/batches/new/", campaign_views.batch_create, name="batch-create"),
     path("campaigns/<slug:slug>/unassign/", campaign_views.unassign, name="unassign"),
     path("campaigns/<slug:slug>/reassign/", campaign_views.reassign, name="reassign"),
-    path("rubrics/", campaign_views.rubric_list, name="rubrics"),
-    path("rubrics/new/", campaign_views.rubric_create, name="rubric-create"),
-    path("rubrics/import/", campaign_views.rubric_import, name="rubric-import"),
-    path("rubrics/<int:pk>/", campaign_views.rubric_edit, name="rubric-edit"),
-    path("rubrics/<int:pk>/export/", campaign_views.rubric_export, name="rubric-export"),
-    path("rubrics/<int:pk>/copy/", campaign_views.rubric_copy, name="rubric-copy"),
-    path("reports/", views.reports, name="reports"),
+    path("rubrics/", rubric_views.rubric_list, name="rubrics"),
+    path("rubrics/new/", rubric_views.rubric_create, name="rubric-create"),
+    path("rubrics/import/", rubric_views.rubric_import, name="rubric-import"),
+    path("rubrics/<int:pk>/", rubric_views.rubric_edit, name="rubric-edit"),
+    path("rubrics/<int:pk>/export/", rubric_views.rubric_export, name="rubric-export"),
+    path("rubrics/<int:pk>/copy/", rubric_views.rubric_copy, name="rubric-copy"),
+    path("reports/", report_views.reports, name="reports"),
     path("audit/", audit_views.audit_log, name="audit"),
 ]

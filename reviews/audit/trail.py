@@ -9,7 +9,7 @@ from typing import Any
 
 from django.db.models import QuerySet
 
-from reviews.campaigns.helpers import record_audit
+from reviews.audit.events import record_audit
 from reviews.models import AuditEvent, Campaign
 
 PAGE_SIZE = 50

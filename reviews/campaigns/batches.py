@@ -14,13 +14,9 @@ from django.core.exceptions import ValidationError
 from django.db import transaction
 from django.db.models import Count, F, Max
 
+from reviews.audit.events import record_audit
 from reviews.campaigns import planning
-from reviews.campaigns.helpers import (
-    _check_reviewers,
-    _derived_seed,
-    _least_used_side,
-    record_audit,
-)
+from reviews.campaigns.helpers import _check_reviewers, _derived_seed, _least_used_side
 from reviews.models import Assignment, Batch, Campaign, CampaignItem
 
 if TYPE_CHECKING:

@@ -1,6 +1,5 @@
-"""Helpers shared by the lead's service modules (rubrics, campaigns, batches, pull): the audit
-trail (record_audit, used by every module that records an action), reviewer checks and seeds
-derived from the campaign seed.
+"""Helpers shared by the lead's service modules (rubrics, campaigns, batches, pull): reviewer
+checks and seeds derived from the campaign seed.
 """
 
 from __future__ import annotations
@@ -8,34 +7,14 @@ from __future__ import annotations
 import hashlib
 from collections import Counter
 from collections.abc import Sequence
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from django.core.exceptions import ValidationError
 
 from evalsite.roles import REVIEWER, has_role
-from reviews.models import AuditEvent, Campaign
 
 if TYPE_CHECKING:
     from django.contrib.auth.models import User
-
-
-def record_audit(
-    actor: User | None,
-    verb: str,
-    *,
-    campaign: Campaign | None = None,
-    campaign_id: int | None = None,
-    target: str = "",
-    **details: Any,
-) -> None:
-    """One AuditEvent (the lead's audit page reads them); an anonymous actor is stored as none."""
-    AuditEvent.objects.create(
-        actor=_user_or_none(actor),
-        verb=verb,
-        campaign_id=campaign.pk if campaign is not None else campaign_id,
-        target=target,
-        details=details,
-    )
 
 
 def _user_or_none(user: User | None) -> User | None:

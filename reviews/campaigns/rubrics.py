@@ -11,7 +11,8 @@ from typing import TYPE_CHECKING, Any
 from django.core.exceptions import ValidationError
 from django.db import transaction
 
-from reviews.campaigns.helpers import _user_or_none, record_audit
+from reviews.audit.events import record_audit
+from reviews.campaigns.helpers import _user_or_none
 from reviews.models import Judgment, Rubric
 
 if TYPE_CHECKING:

@@ -14,7 +14,8 @@ from django.db import transaction
 from django.db.models import F
 from django.utils.text import slugify
 
-from reviews.campaigns.helpers import _check_reviewers, _user_or_none, record_audit
+from reviews.audit.events import record_audit
+from reviews.campaigns.helpers import _check_reviewers, _user_or_none
 from reviews.campaigns.masking import default_mask_patterns, validate_patterns
 from reviews.models import Campaign, CampaignItem, Rubric
 

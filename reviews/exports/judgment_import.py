@@ -20,8 +20,8 @@ from django.utils import timezone
 from django.utils.dateparse import parse_date, parse_datetime
 
 from evalsite.roles import REVIEWER
-from reviews.campaigns.helpers import record_audit
-from reviews.exports.services import undefuse
+from reviews.audit.events import record_audit
+from reviews.exports.writing import undefuse
 from reviews.models import Assignment, Campaign, CampaignItem, Judgment
 
 REQUIRED = ("item_id", "reviewer", "preference")

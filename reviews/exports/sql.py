@@ -1,5 +1,5 @@
 """PostgreSQL fast path of the judgments export: the server builds every CSV line (and every tidy
-line) exactly as ``exports.csv_lines`` would write it, and ``COPY … TO STDOUT`` streams them.
+line) exactly as ``writing.csv_lines`` would write it, and ``COPY … TO STDOUT`` streams them.
 
 Measured with benchmarks/export.py on a shared 2-core machine: 1,000,000 judgments in 16-22 s
 (the Python path: ~100 s, decoding rows, JSON and datetimes one by one), the process's peak RSS
@@ -17,7 +17,7 @@ from django.core.exceptions import EmptyResultSet
 from django.db import connection, transaction
 from psycopg import sql
 
-from reviews.exports import services as exports
+from reviews.exports import writing
 from reviews.models import Campaign
 
 # Lines are read one COPY message each; they are handed on in pieces of about this size.
@@ -80,16 +80,16 @@ def _pieces(
             wrapper.execute("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ")
         meta_keys, exact_meta, exact_floats = metadata_keys(campaign)
         if not exact_floats or (kind == "csv" and not exact_meta):
-            yield from exports.python_pieces(
+            yield from writing.python_pieces(
                 campaign, kind=kind, filters=filters, pseudonymise=pseudonymise
             )
             return
-        labels = exports.reviewer_labels(campaign, pseudonymise=pseudonymise)
+        labels = writing.reviewer_labels(campaign, pseudonymise=pseudonymise)
         if kind == "csv":
-            header = exports.export_columns(campaign, meta_keys)
+            header = writing.export_columns(campaign, meta_keys)
             query = _csv_query(campaign, filters, labels, meta_keys)
         else:
-            header = exports.TIDY_COLUMNS
+            header = writing.TIDY_COLUMNS
             query = _tidy_query(campaign, filters, labels)
         yield _line(header), 0
         yield from _copy_pieces(wrapper.cursor, query)
@@ -130,7 +130,7 @@ def _unescape(data: bytes) -> str:
 
 
 def _line(cells: list[Any]) -> str:
-    return "".join(exports.csv_lines([cells]))
+    return "".join(writing.csv_lines([cells]))
 
 
 def _constant(value: Any) -> sql.Literal:
@@ -217,12 +217,12 @@ def _cells(values: list[sql.Composable]) -> list[sql.Composed]:
 
 def _judgments(campaign: Campaign, filters: dict[str, Any]) -> sql.Composed:
     """The WHERE clause of the campaign's current judgments under ``filters``. The filters are
-    the ORM's own (``exports.current_judgments``), so both paths select the same rows."""
+    the ORM's own (``writing.current_judgments``), so both paths select the same rows."""
     where = sql.SQL("j.campaign_id = {} AND j.is_current").format(sql.Literal(campaign.pk))
     narrowed = ("reviewer", "submitted_from", "submitted_to", "metadata")
     if filters.get("batch") is None and not any(filters.get(name) for name in narrowed):
         return where
-    ids = exports.current_judgments(campaign, filters).order_by().values("pk")
+    ids = writing.current_judgments(campaign, filters).order_by().values("pk")
     try:
         chosen = connection.ops.compose_sql(*ids.query.sql_with_params())
     except EmptyResultSet:  # e.g. a reviewer with no judgments here
@@ -243,7 +243,7 @@ def _csv_query(
     campaign: Campaign, filters: dict[str, Any], labels: dict[int, str], meta_keys: list[str]
 ) -> sql.Composed:
     baseline, candidate = campaign.baseline.name, campaign.candidate.name
-    columns = exports.score_columns(campaign.rubric.criteria)
+    columns = writing.score_columns(campaign.rubric.criteria)
     scores = [_score_value(name, target) for _, name, target in columns]
     metas = [_meta_value(key) for key in meta_keys]
     cells = [
@@ -286,7 +286,7 @@ def _csv_query(
 def _tidy_query(
     campaign: Campaign, filters: dict[str, Any], labels: dict[int, str]
 ) -> sql.Composed:
-    columns = exports.score_columns(campaign.rubric.criteria)
+    columns = writing.score_columns(campaign.rubric.criteria)
     if not columns:
         return sql.SQL("SELECT '' WHERE false")
     scores = [_score_value(name, target) for _, name, target in columns]

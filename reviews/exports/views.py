@@ -11,6 +11,7 @@ from django.shortcuts import redirect, render
 from evalsite.roles import ANALYST, LEAD, has_role, role_required
 from reviews import access
 from reviews.exports import services as exports
+from reviews.exports import writing
 from reviews.exports.forms import ExportForm, JudgmentImportForm
 from reviews.exports.judgment_import import JudgmentImportError, import_judgments
 from reviews.models import Batch, ExportLog
@@ -20,7 +21,7 @@ LOG_ROWS = 200
 
 def _export_form(request, campaign, *, bound: bool) -> tuple[ExportForm, bool]:
     pseudonymise = not has_role(request.user, LEAD)
-    reviewers = sorted(exports.reviewer_labels(campaign, pseudonymise=pseudonymise).values())
+    reviewers = sorted(writing.reviewer_labels(campaign, pseudonymise=pseudonymise).values())
     batches = list(Batch.objects.filter(campaign=campaign).values_list("number", flat=True))
     data = None
     if bound:

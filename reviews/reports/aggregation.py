@@ -25,7 +25,7 @@ from django.db.models.functions import Length
 from django.utils import timezone
 from psycopg import sql
 
-from reviews.exports.services import reviewer_pseudonym
+from reviews.exports.writing import reviewer_pseudonym
 from reviews.models import Campaign, CampaignItem, Judgment, Report
 from reviews.reports import calibration, stats
 

@@ -16,8 +16,8 @@ from django.db.models.fields.json import KeyTextTransform
 
 from datasets.pages.reads import dataset_overview
 from reviews import access
+from reviews.audit.events import record_audit
 from reviews.campaigns import batches
-from reviews.campaigns.helpers import record_audit
 from reviews.models import AuditEvent, Campaign, CampaignItem, Report
 from reviews.reports import calibration, stats
 from reviews.reports.aggregation import _verdict as judge_verdict

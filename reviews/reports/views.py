@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from django.db.models import Count
 from django.shortcuts import redirect, render
 from django.views.decorators.http import require_POST
 from django_htmx.http import HttpResponseStopPolling
@@ -243,3 +244,10 @@ def calibration_rows(calibration: dict) -> list[dict]:
         {"name": name, **entry, "difference": entry["difference"]}
         for name, entry in calibration.items()
     ]
+
+
+@role_required(LEAD, ANALYST)
+def reports(request):
+    """The analyst's landing page: campaigns with a report to read."""
+    rows = access.campaigns_for_reports(request.user).annotate(n_reports=Count("reports"))
+    return render(request, "reviews/reports.html", {"campaigns": rows})

@@ -389,7 +389,7 @@ def test_postgres_copy_path_reads_the_same_items_as_the_orm_path(known_campaign)
 
 
 def test_report_names_reviewers_with_the_same_pseudonyms_as_the_exports(known_campaign):
-    from reviews.exports.services import reviewer_pseudonym
+    from reviews.exports.writing import reviewer_pseudonym
 
     named = {row["reviewer"] for row in aggregation.aggregate(known_campaign)["reviewers"]}
     ids = Judgment.objects.filter(campaign=known_campaign).values_list("reviewer_id", flat=True)

@@ -13,6 +13,7 @@ from django.utils import timezone
 
 from reviews.exports import services as exports
 from reviews.exports import sql as export_sql
+from reviews.exports import writing
 from reviews.models import AuditEvent, CampaignItem, ExportLog, Judgment
 from tests import factories
 from tests.reviews.exporting import judge, judge_all
@@ -117,9 +118,9 @@ def test_only_current_judgments_of_the_campaign(campaign, build_campaign, review
 def test_pseudonyms_are_stable_and_hide_the_email(campaign, reviewer):
     judge_all(campaign, [reviewer])
     rows = rows_of(export_text(campaign, pseudonymise=True))
-    assert {row["reviewer"] for row in rows} == {exports.reviewer_pseudonym(reviewer.pk)}
-    assert exports.reviewer_pseudonym(reviewer.pk).startswith("R-")
-    assert exports.reviewer_pseudonym(reviewer.pk) != exports.reviewer_pseudonym(reviewer.pk + 1)
+    assert {row["reviewer"] for row in rows} == {writing.reviewer_pseudonym(reviewer.pk)}
+    assert writing.reviewer_pseudonym(reviewer.pk).startswith("R-")
+    assert writing.reviewer_pseudonym(reviewer.pk) != writing.reviewer_pseudonym(reviewer.pk + 1)
     assert reviewer.email not in export_text(campaign, pseudonymise=True)
 
 
@@ -128,7 +129,7 @@ def test_analysts_get_pseudonyms_and_leads_get_emails(campaign, reviewer, analys
     client.force_login(analyst)
     _, text = download(client, campaign)
     assert reviewer.email not in text
-    assert {r["reviewer"] for r in rows_of(text)} == {exports.reviewer_pseudonym(reviewer.pk)}
+    assert {r["reviewer"] for r in rows_of(text)} == {writing.reviewer_pseudonym(reviewer.pk)}
     client.force_login(lead)
     _, text = download(client, campaign)
     assert {r["reviewer"] for r in rows_of(text)} == {reviewer.email}
@@ -159,9 +160,9 @@ def test_analysts_get_pseudonyms_and_leads_get_emails(campaign, reviewer, analys
     ],
 )
 def test_defuse(cell, expected):
-    assert exports.defuse(cell) == expected
+    assert writing.defuse(cell) == expected
     if isinstance(cell, str):
-        assert exports.undefuse(exports.defuse(cell)) == cell
+        assert writing.undefuse(writing.defuse(cell)) == cell
 
 
 def test_hostile_cells_are_defused_in_the_csv(build_campaign, reviewer):
@@ -275,7 +276,7 @@ def test_filters(campaign, reviewer, other_reviewer):
     ext = [ci.item.external_id for ci in items]
     assert ids(batch=1) == sorted([ext[0], ext[3]])
     assert ids(reviewer=other_reviewer.email) == sorted([ext[2], ext[3]])
-    assert ids(reviewer=exports.reviewer_pseudonym(reviewer.pk)) == sorted(ext[:2])
+    assert ids(reviewer=writing.reviewer_pseudonym(reviewer.pk)) == sorted(ext[:2])
     today = timezone.localdate().isoformat()
     assert ids(submitted_from=today) == sorted([ext[0], ext[2], ext[3]])
     assert ids(submitted_to=(long_ago + timedelta(days=1)).date().isoformat()) == [ext[1]]
@@ -383,7 +384,7 @@ def test_export_form_offers_pseudonyms_to_analysts(campaign, reviewer, analyst, 
     judge_all(campaign, [reviewer])
     client.force_login(analyst)
     response = client.get(reverse("exports:form", args=[campaign.slug]))
-    assert exports.reviewer_pseudonym(reviewer.pk).encode() in response.content
+    assert writing.reviewer_pseudonym(reviewer.pk).encode() in response.content
     assert reviewer.email.encode() not in response.content
 
 

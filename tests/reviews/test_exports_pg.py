@@ -11,6 +11,7 @@ from django.urls import reverse
 
 from reviews.exports import services as exports
 from reviews.exports import sql as export_sql
+from reviews.exports import writing
 from reviews.models import CampaignItem, ExportLog, Judgment
 from tests import factories
 from tests.reviews.exporting import judge
@@ -130,7 +131,7 @@ def hostile(build_campaign, make_reviewers):
 
 
 def python_text(campaign, kind, filters, pseudonymise):
-    pieces = exports.python_pieces(campaign, kind=kind, filters=filters, pseudonymise=pseudonymise)
+    pieces = writing.python_pieces(campaign, kind=kind, filters=filters, pseudonymise=pseudonymise)
     return "".join(text for text, _ in pieces)
 
 
@@ -154,7 +155,7 @@ def filter_cases(campaign):
         {"batch": 2},
         {"reviewer": reviewer.email},
         {"reviewer": "-odd,one"},
-        {"reviewer": exports.reviewer_pseudonym(reviewer.pk)},
+        {"reviewer": writing.reviewer_pseudonym(reviewer.pk)},
         {"submitted_from": "2025-03-05"},
         {"submitted_to": "2025-03-05"},
         {"submitted_from": "2025-03-05", "submitted_to": "2025-03-06"},
@@ -203,7 +204,7 @@ def test_counts_rows_like_the_python_path(hostile):
     for kind in ("csv", "tidy"):
         fast = sum(rows for _, rows in exports.export_pieces(
             campaign, kind=kind, filters={}, pseudonymise=True))  # fmt: skip
-        slow = sum(rows for _, rows in exports.python_pieces(
+        slow = sum(rows for _, rows in writing.python_pieces(
             campaign, kind=kind, filters={}, pseudonymise=True))  # fmt: skip
         assert fast == slow > 0
 
@@ -236,7 +237,7 @@ def test_streamed_download_matches_and_logs(hostile, lead, client, monkeypatch):
         body = b"".join(response.streaming_content)
         filters = {"batch": 1} if params else {}
         assert body == python_text(campaign, kind, filters, False).encode()
-        pieces = exports.python_pieces(campaign, kind=kind, filters=filters, pseudonymise=False)
+        pieces = writing.python_pieces(campaign, kind=kind, filters=filters, pseudonymise=False)
         assert ExportLog.objects.latest("pk").row_count == sum(rows for _, rows in pieces)
 
 
