@@ -1,4 +1,5 @@
-"""Celery tasks: thin interfaces onto datasets.services, on the "imports" queue (see settings)."""
+"""Celery tasks: thin interfaces onto the import jobs and the response metrics, on the "imports"
+queue (see settings). Services queue them by name through evalsite.queue."""
 
 from celery import shared_task
 

@@ -1,19 +1,37 @@
-"""Send Celery tasks after commit without letting a broker outage break the request."""
+"""Send Celery tasks after commit without letting a broker outage break the request.
+
+Services name the task they queue ("reviews.aggregate_campaign") instead of importing the tasks
+module: a task module imports the service it calls, so a service importing it back would close
+an import circle.
+"""
 
 import logging
 from functools import partial
 
+from celery import Task
 from django.db import transaction
+
+from evalsite.celery import app
 
 logger = logging.getLogger(__name__)
 
 
-def send_safely(task, *args, **kwargs) -> bool:
+def task_named(name: str) -> Task:
+    """The registered task called ``name``, loading the apps' tasks modules on first use."""
+    if name not in app.tasks:
+        # Celery's autodiscovery imports each installed app's tasks module on this signal.
+        app.loader.import_default_modules()
+    return app.tasks[name]
+
+
+def send_safely(task: Task | str, *args, **kwargs) -> bool:
     """Send ``task``; if the broker is down, log it and return False instead of raising.
 
     Callers keep their own record (an ImportJob, a counter on the campaign) so that the
     nightly beat run, or the next send, picks the work up once the broker is back.
     """
+    if isinstance(task, str):
+        task = task_named(task)
     try:
         if not task.app.conf.task_always_eager:
             # Connect the pool's connection that the send will use, with one attempt: left to
@@ -28,5 +46,5 @@ def send_safely(task, *args, **kwargs) -> bool:
     return True
 
 
-def enqueue_on_commit(task, *args, **kwargs) -> None:
+def enqueue_on_commit(task: Task | str, *args, **kwargs) -> None:
     transaction.on_commit(partial(send_safely, task, *args, **kwargs))

@@ -1,4 +1,5 @@
-"""Celery tasks: thin interfaces onto reviews.aggregation (the "reports" queue, see settings)."""
+"""Celery tasks: thin interfaces onto reviews.reports.aggregation (the "reports" queue, see
+settings). Services queue them by name through evalsite.queue."""
 
 from celery import shared_task
 from django.db import OperationalError
@@ -17,7 +18,7 @@ from reviews.models import Campaign
 )
 def aggregate_campaign(campaign_id: int) -> int:
     """Aggregate the campaign's current judgments into a Report (idempotent); returns its id."""
-    # Imported here: grading imports this module to send the task, and a web process should not
+    # Imported here: a web process loads this module to send the task and should not
     # pay for pandas and statsmodels (seconds on first import) to save a judgment.
     from reviews.reports import aggregation
 

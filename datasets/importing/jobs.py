@@ -10,7 +10,6 @@ from django.core.files.uploadedfile import UploadedFile
 from django.db import DatabaseError, connection
 from django.utils import timezone
 
-from datasets import tasks
 from datasets.importing.parsing import ImportFailed, Preview, preview
 from datasets.importing.services import import_pairs
 from datasets.models import ImportJob
@@ -42,7 +41,7 @@ def confirm_import(*, job: ImportJob) -> bool:
         pk=job.pk, status=ImportJob.Status.PENDING, queued_at__isnull=True
     ).update(queued_at=timezone.now())
     if queued:
-        enqueue_on_commit(tasks.run_import, job.pk)
+        enqueue_on_commit("datasets.run_import", job.pk)
     job.refresh_from_db()
     return bool(queued)
 
@@ -64,7 +63,7 @@ def retry_import(*, job: ImportJob) -> bool:
         )
     )
     if queued:
-        enqueue_on_commit(tasks.run_import, job.pk)
+        enqueue_on_commit("datasets.run_import", job.pk)
     job.refresh_from_db()
     return bool(queued)
 

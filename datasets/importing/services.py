@@ -15,7 +15,6 @@ import psycopg
 from django.db import IntegrityError, connection, transaction
 from django.utils.text import slugify
 
-from datasets import tasks
 from datasets.importing.anonymise import Redactor
 from datasets.importing.errors import ErrorList, ImportFailed
 from datasets.importing.parsing import PairsFile
@@ -124,7 +123,7 @@ def _import_in_one_pass(pairs, dataset_name, redact_pii, user, reporter, enqueue
                 raise ImportFailed(pairs.errors.as_list())
             writer.flush()
         if enqueue_metrics and writer.responses_created:
-            enqueue_on_commit(tasks.compute_metrics, dataset.pk)
+            enqueue_on_commit("datasets.compute_metrics", dataset.pk)
     return dataset, writer
 
 
@@ -151,7 +150,7 @@ def _validate_then_import(pairs, dataset, dataset_name, redact_pii, user, report
                 writer.add(row)
             writer.flush()
         if enqueue_metrics and writer.responses_created:
-            enqueue_on_commit(tasks.compute_metrics, dataset.pk)
+            enqueue_on_commit("datasets.compute_metrics", dataset.pk)
     return dataset, writer
 
 

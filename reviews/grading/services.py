@@ -364,17 +364,13 @@ def after_judgment_saved(campaign: Campaign) -> None:
 def queue_aggregation(campaign: Campaign) -> None:
     """After commit; a broker outage is logged (evalsite.queue) and gives the claimed count
     back, so that the next judgment tries again (and the nightly run catches up meanwhile)."""
-    try:
-        from reviews import tasks
-    except ImportError:  # the aggregation task is not installed in this build
-        return
-    transaction.on_commit(partial(_send_aggregation, tasks.aggregate_campaign, campaign.pk))
+    transaction.on_commit(partial(_send_aggregation, campaign.pk))
 
 
-def _send_aggregation(task, campaign_id: int) -> None:
+def _send_aggregation(campaign_id: int) -> None:
     from evalsite.queue import send_safely
 
-    if not send_safely(task, campaign_id):
+    if not send_safely("reviews.aggregate_campaign", campaign_id):
         every = settings.AGGREGATE_EVERY_N_JUDGMENTS
         Campaign.objects.filter(pk=campaign_id).update(
             judgments_since_report=F("judgments_since_report") + every

@@ -652,7 +652,6 @@ def _fail(report: Report, exc: Exception, seconds: float) -> None:
 def request_report(*, campaign: Campaign) -> Report:
     """Queue an aggregation after commit; a QUEUED Report row lets the UI show its progress."""
     from evalsite.queue import enqueue_on_commit
-    from reviews import tasks
 
     with transaction.atomic():
         pending = (
@@ -663,5 +662,5 @@ def request_report(*, campaign: Campaign) -> Report:
             .first()
         )
         report = pending or Report.objects.create(campaign=campaign, status=Report.Status.QUEUED)
-        enqueue_on_commit(tasks.aggregate_campaign, campaign.pk)
+        enqueue_on_commit("reviews.aggregate_campaign", campaign.pk)
     return report
