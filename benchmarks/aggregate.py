@@ -1,4 +1,5 @@
-"""Time `reviews.aggregation.run_aggregation` on a synthetic campaign in the configured database.
+"""Time `reviews.reports.aggregation.run_aggregation` on a synthetic campaign in the configured
+database.
 
     DATABASE_URL=postgres://... python benchmarks/aggregate.py [N_JUDGMENTS]   (default 100,000)
 

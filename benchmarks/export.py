@@ -1,5 +1,5 @@
-"""Time the judgments export (reviews.exports.export_pieces: what the download and the command
-stream; on PostgreSQL, CSV and tidy lines built by the server, see reviews/exports/sql.py).
+"""Time the judgments export (reviews.exports.services.export_pieces: what the download and the
+command stream; on PostgreSQL, CSV and tidy lines built by the server, see reviews/exports/sql.py).
 
     createdb:  psql -h 127.0.0.1 -U postgres -c 'create database evalsite_export'
     migrate:   DATABASE_URL=postgres://postgres@127.0.0.1:5432/evalsite_export \\

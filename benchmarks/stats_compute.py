@@ -1,4 +1,4 @@
-"""Time `reviews.stats.compute_report` on synthetic frames.
+"""Time `reviews.reports.stats.compute_report` on synthetic frames.
 
     python benchmarks/stats_compute.py [N_JUDGMENTS]   (default 1,000,000; overlap 3, 4 criteria)
 

@@ -26,7 +26,7 @@ class Dataset(models.Model):
     )
     created_at = models.DateTimeField(auto_now_add=True)
     # Per-system summary of response metrics and numeric metadata, and the item metadata keys and
-    # values (datasets.services.summarise_dataset); refreshed after imports and by the metrics job.
+    # values (dataset_stats.summarise_dataset); refreshed after imports and by the metrics job.
     stats = models.JSONField(default=dict, blank=True)
     stats_updated_at = models.DateTimeField(null=True, blank=True)
 

@@ -34,7 +34,7 @@ def assignment_for_reviewer(user, token: str) -> Assignment:
 
     Two small queries rather than one seven-table join: PostgreSQL spends ~3 ms planning the
     latter (measured), longer than running both of these. Both are written in SQL
-    (reviews.hot_reads): this runs on every grading request.
+    (reviews.grading.hot_reads): this runs on every grading request.
     """
     assignment = hot_reads.assignment_by_token(token=token, reviewer_id=user.pk)
     if assignment is None:

@@ -68,7 +68,7 @@ class Campaign(models.Model):
     mode = models.CharField(max_length=10, choices=Mode, default=Mode.PUSH)
     status = models.CharField(max_length=10, choices=Status, default=Status.ACTIVE)
     roster = models.ManyToManyField(settings.AUTH_USER_MODEL, blank=True, related_name="+")
-    # Judgments submitted since the last aggregation was queued (reviews.grading.count_judgments).
+    # Judgments submitted since the last aggregation was queued (grading's count_judgments).
     judgments_since_report = models.PositiveIntegerField(default=0)
     created_by = models.ForeignKey(
         settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"

@@ -1,10 +1,10 @@
 """Reading pairs files (CSV or JSONL, wide or long form; see DESIGN.md "Pairs file").
 
-Pure Python, no ORM. :meth:`PairsFile.scan` checks the bytes (``datasets.file_checks``: hash,
-UTF-8, no archives or binary files); then the file is read as rows, streaming:
+Pure Python, no ORM. :meth:`PairsFile.scan` checks the bytes (``file_checks``: hash, UTF-8, no
+archives or binary files); then the file is read as rows, streaming:
 
-- ``rows(final=False)``: every row is checked (``datasets.row_checks``) and the valid ones are
-  yielded untyped; problems are collected as ``FILE:LINE: column: message`` in ``errors``. Learns
+- ``rows(final=False)``: every row is checked (``row_checks``) and the valid ones are yielded
+  untyped; problems are collected as ``FILE:LINE: column: message`` in ``errors``. Learns
   which CSV metadata columns are numeric throughout, and keeps the rows in a spool file.
 - ``rows(final=True)``, after a clean first pass: the same rows read back from the spool (marshal,
   faster than parsing again, and exactly what was checked), CSV metadata typed (int or float where

@@ -1,6 +1,6 @@
 """Checking one row of a pairs file, and what a checked row holds.
 
-:class:`RowChecks` is the part of :class:`datasets.importers.PairsFile` that turns one row's
+:class:`RowChecks` is the part of :class:`datasets.importing.parsing.PairsFile` that turns one row's
 cells into a :class:`Row`, or into ``FILE:LINE: column: message`` errors: required values, sizes,
 duplicates within the file, an item's fields agreeing across its rows, and (for CSV) whether each
 metadata column is numeric throughout.

@@ -1,6 +1,6 @@
 """The audit trail as leads read it: who did what to which object, and when, newest first.
 
-AuditEvent rows are written where the action happens (reviews.services, exports, judgment
+AuditEvent rows are written where the action happens (the campaigns services, exports, judgment
 imports); this module reads them, and records the one action with no service of its own: a
 staff member opening the admin pages that show which system each reviewer saw on which side.
 """

@@ -1,6 +1,6 @@
 """Exports of a campaign's current judgments: wide CSV (the design's "Export CSV"), JSONL and a tidy
 long table. On PostgreSQL the CSV and tidy lines are built by the server and streamed by COPY
-(``export_sql``); elsewhere, and for JSONL, rows come from one ``.values_list(...).iterator()``
+(``sql``); elsewhere, and for JSONL, rows come from one ``.values_list(...).iterator()``
 query and are written by ``writing``. Either way an export streams in constant memory whatever
 its size, and both paths write the same bytes. This module picks the path, logs the export and
 writes the report's figures."""
@@ -36,7 +36,7 @@ def export_pieces(
     campaign: Campaign, *, kind: str, filters: dict[str, Any], pseudonymise: bool
 ) -> Iterator[tuple[str, int]]:
     """The export as (text, rows) pieces: on PostgreSQL, CSV and tidy lines built by the server
-    (``export_sql``, byte for byte the same), else one line of Python's each (the header counts
+    (``sql``, byte for byte the same), else one line of Python's each (the header counts
     as no row)."""
     pieces = export_sql.export_pieces(
         campaign, kind=kind, filters=filters, pseudonymise=pseudonymise

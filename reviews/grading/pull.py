@@ -67,7 +67,7 @@ def pull_next_assignment(*, campaign: Campaign, reviewer: User) -> Assignment | 
 
 
 def _next_pending(campaign: Campaign, reviewer: User) -> Assignment | None:
-    # In SQL (reviews.hot_reads): it runs on every submit-and-next.
+    # In SQL (reviews.grading.hot_reads): it runs on every submit-and-next.
     return hot_reads.next_pending(campaign_id=campaign.pk, reviewer_id=reviewer.pk)
 
 

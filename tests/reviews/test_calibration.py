@@ -1,4 +1,4 @@
-"""Tests for reviews.calibration: judge-vs-human calibration statistics (no Django)."""
+"""Tests for reviews.reports.calibration: judge-vs-human calibration statistics (no Django)."""
 
 import json
 import math

@@ -1,4 +1,5 @@
-"""reviews.stats against published worked examples and hand computations (cited per test)."""
+"""reviews.reports.stats against published worked examples and hand computations (cited per
+test)."""
 
 import json
 import math
