@@ -67,6 +67,8 @@ MATRIX = {
     "report:recompute": ("post", slug, allowed(L, A, ok=302)),
     "report:status": ("get", slug, allowed(L, A, ok=302)),  # a fragment: no htmx, no fragment
     "report:migration": ("get", slug, allowed(L, A)),
+    "report:timeline": ("get", lambda w: {"slug": w["campaign"].dataset.slug}, allowed(L, A)),
+    "report:timeline-csv": ("get", lambda w: {"slug": w["campaign"].dataset.slug}, allowed(L, A)),
     # Leads only; no report in the world: back to the migration page with a message.
     "report:next-batch": ("post", slug, allowed(L, ok=302)),
     "exports:form": ("get", slug, allowed(L, A)),
