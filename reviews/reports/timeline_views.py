@@ -17,7 +17,7 @@ def timeline_page(request, slug):
         row["verdict_text"] = DECISIONS.get(row["verdict"], "no verdict yet")
     plot_rows = [
         {
-            "label": row["candidate"],
+            "label": row["name"],
             "estimate": row["win_rate"],
             "ci": row["win_rate_ci95"],
             "value": "n/a" if row["win_rate"] is None else f"{row['win_rate']:.2f}",
