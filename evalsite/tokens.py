@@ -20,7 +20,7 @@ from evalsite.auth_backends import RolesModelBackend
 from evalsite.models import ApiToken
 from reviews.audit.events import record_audit
 
-TOKEN_PREFIX = "evs_"
+TOKEN_PREFIX = "evs_"  # noqa: S105 (a marker that tells tokens apart, not a secret)
 # last_used_at is written at most this often per token: a pipeline polling every second should
 # not turn every read into a write.
 LAST_USED_RESOLUTION = timedelta(minutes=1)

@@ -20,4 +20,4 @@ class ErrorOut(Schema):
 
 def errors(*codes: int) -> dict[int, type[ErrorOut]]:
     """Response schemas for the error statuses an endpoint may answer (always 401)."""
-    return {code: ErrorOut for code in sorted({401, *codes})}
+    return dict.fromkeys(sorted({401, *codes}), ErrorOut)
