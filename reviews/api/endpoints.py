@@ -7,7 +7,7 @@ from typing import Any
 from django.core.exceptions import PermissionDenied, RequestDataTooBig, ValidationError
 from django.http import Http404, StreamingHttpResponse
 from django.urls import reverse
-from ninja import NinjaAPI
+from ninja import NinjaAPI, Status
 from ninja.errors import AuthenticationError
 from ninja.errors import ValidationError as RequestInvalid
 
@@ -71,7 +71,7 @@ def create_import(request, name: str, redact_pii: bool = False, filename: str = 
             user=request.user,
         )  # fmt: skip
     url = reverse("api:import-status", kwargs={"job_id": job.pk})
-    return 202, {"id": job.pk, "status": job.status, "url": url}
+    return Status(202, {"id": job.pk, "status": job.status, "url": url})
 
 
 @api.get(
@@ -115,7 +115,7 @@ def import_status(request, job_id: int):
 def create_campaign(request, body: schemas.CampaignIn):
     campaign = services.create_campaign_from_spec(**body.dict(), actor=request.user)
     url = reverse("api:campaign", kwargs={"slug": campaign.slug})
-    return 201, {"slug": campaign.slug, "url": url}
+    return Status(201, {"slug": campaign.slug, "url": url})
 
 
 @api.get(
@@ -171,13 +171,16 @@ def assign(request, slug: str, body: schemas.AssignIn):
     result = batches.create_batches_and_assign(
         campaign=campaign, reviewers=reviewers, batch_size=body.batch_size, actor=request.user
     )
-    return 201, {
-        "batches": [batch.number for batch in result.batches],
-        "items": result.n_items,
-        "assignments": result.n_assignments,
-        "refilled": result.n_refilled,
-        "left_open": result.n_left_open,
-    }
+    return Status(
+        201,
+        {
+            "batches": [batch.number for batch in result.batches],
+            "items": result.n_items,
+            "assignments": result.n_assignments,
+            "refilled": result.n_refilled,
+            "left_open": result.n_left_open,
+        },
+    )
 
 
 @api.post(
@@ -197,12 +200,15 @@ def judgments_import(request, slug: str, filename: str = "judgments"):
             )
         except JudgmentImportError as exc:
             raise ApiError(400, "The judgments file was not imported.", exc.errors) from exc
-    return 201, {
-        "rows": summary.rows,
-        "created": summary.created,
-        "already_imported": summary.already_imported,
-        "new_reviewers": len(summary.new_reviewers),
-    }
+    return Status(
+        201,
+        {
+            "rows": summary.rows,
+            "created": summary.created,
+            "already_imported": summary.already_imported,
+            "new_reviewers": len(summary.new_reviewers),
+        },
+    )
 
 
 # --------------------------------------------------------------------------------- reports
@@ -234,7 +240,7 @@ def recompute(request, slug: str):
     campaign = _campaign(access.campaign_for_reports, request, slug)
     queued = aggregation.request_report(campaign=campaign)
     url = reverse("api:report", kwargs={"slug": campaign.slug})
-    return 202, {"id": queued.pk, "status": queued.status, "url": url}
+    return Status(202, {"id": queued.pk, "status": queued.status, "url": url})
 
 
 @api.get(
@@ -299,11 +305,18 @@ def on_no_token(request, exc):
 
 @api.exception_handler(RequestInvalid)
 def on_invalid_request(request, exc: RequestInvalid):
-    details = [
-        f"{'.'.join(str(part) for part in e.get('loc', ()))}: {e.get('msg', 'invalid')}"
-        for e in exc.errors
-    ]
+    details = [f"{_where(e.get('loc', ()))}: {e.get('msg', 'invalid')}" for e in exc.errors]
     return _error(request, 400, "The request is not valid.", details)
+
+
+def _where(loc) -> str:
+    """A field's name as the caller wrote it: ("body", "body", "overlap") is "overlap"."""
+    parts = [str(part) for part in loc]
+    if parts[:1] == ["body"]:
+        parts = parts[2:] or ["body"]
+    elif parts[:1] in (["query"], ["path"]):
+        parts = parts[1:]
+    return ".".join(parts) or "request"
 
 
 @api.exception_handler(ValidationError)

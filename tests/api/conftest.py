@@ -31,9 +31,7 @@ class Api:
 
     def post_json(self, path, data=None):
         body = "" if data is None else json.dumps(data)
-        return self.client.post(
-            path, body, content_type="application/json", headers=self.headers
-        )
+        return self.client.post(path, body, content_type="application/json", headers=self.headers)
 
     def post_file(self, path, body: str | bytes, content_type="text/csv"):
         return self.client.generic(
