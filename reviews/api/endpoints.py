@@ -8,7 +8,7 @@ from django.core.exceptions import PermissionDenied, RequestDataTooBig, Validati
 from django.http import Http404, StreamingHttpResponse
 from django.urls import reverse
 from ninja import NinjaAPI, Status
-from ninja.errors import AuthenticationError
+from ninja.errors import AuthenticationError, HttpError
 from ninja.errors import ValidationError as RequestInvalid
 
 from datasets import access as dataset_access
@@ -296,6 +296,12 @@ def _error(request, status: int, error: str, details: list[str] | None = None):
 @api.exception_handler(ApiError)
 def on_api_error(request, exc: ApiError):
     return _error(request, exc.status, exc.error, exc.details)
+
+
+@api.exception_handler(HttpError)
+def on_http_error(request, exc: HttpError):
+    # django-ninja's own refusals, such as a body that is not JSON.
+    return _error(request, exc.status_code, str(exc))
 
 
 @api.exception_handler(AuthenticationError)
