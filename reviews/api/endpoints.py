@@ -2,12 +2,12 @@
 its role through ``TokenAuth``, fetches through the same ``access`` functions as the pages and
 calls the same services, which record the same audit events."""
 
-from typing import Any
+from typing import Annotated, Any
 
 from django.core.exceptions import PermissionDenied, RequestDataTooBig, ValidationError
 from django.http import Http404, StreamingHttpResponse
 from django.urls import reverse
-from ninja import NinjaAPI, Status
+from ninja import NinjaAPI, Path, Status
 from ninja.errors import AuthenticationError, HttpError
 from ninja.errors import ValidationError as RequestInvalid
 
@@ -39,6 +39,9 @@ LEADS = TokenAuth(LEAD)
 READERS = TokenAuth(LEAD, ANALYST)
 PAIRS_TYPES = {"text/csv": ".csv", "application/x-ndjson": ".jsonl"}
 CSV_TYPES = {"text/csv": ".csv"}
+# What the URL patterns accept, so the schema says it (a slug; a dataset name without "/").
+Slug = Annotated[str, Path(pattern=r"^[-a-zA-Z0-9_]+$", max_length=200)]
+DatasetName = Annotated[str, Path(pattern=r"^[^/]+$", max_length=200)]
 
 
 def _file_body(*types: str) -> dict[str, Any]:
@@ -64,7 +67,7 @@ def _campaign(lookup, request, slug: str):
     url_name="import-create",
     summary="Import a pairs file into a dataset (created if new)",
 )
-def create_import(request, name: str, redact_pii: bool = False, filename: str = "pairs"):
+def create_import(request, name: DatasetName, redact_pii: bool = False, filename: str = "pairs"):
     with uploads.body_file(request, filename=filename, accepted=PAIRS_TYPES) as path:
         job = services.start_import(
             path=path, filename=path.name, dataset_name=name, redact_pii=redact_pii,
@@ -125,7 +128,7 @@ def create_campaign(request, body: schemas.CampaignIn):
     url_name="campaign",
     summary="A campaign's settings and progress",
 )
-def campaign_detail(request, slug: str):
+def campaign_detail(request, slug: Slug):
     campaign = _campaign(access.campaign_for_lead, request, slug)
     progress = campaign_progress(campaign=campaign)
     totals = progress.totals
@@ -165,7 +168,7 @@ def campaign_detail(request, slug: str):
     url_name="assignments",
     summary="Cut the unassigned items into batches and assign them to reviewers",
 )
-def assign(request, slug: str, body: schemas.AssignIn):
+def assign(request, slug: Slug, body: schemas.AssignIn):
     campaign = _campaign(access.campaign_for_lead, request, slug)
     reviewers = services.reviewers_by_email(body.reviewers)
     result = batches.create_batches_and_assign(
@@ -191,7 +194,7 @@ def assign(request, slug: str, body: schemas.AssignIn):
     url_name="judgments-import",
     summary="Import judgments gathered elsewhere (a judgments CSV)",
 )
-def judgments_import(request, slug: str, filename: str = "judgments"):
+def judgments_import(request, slug: Slug, filename: str = "judgments"):
     campaign = _campaign(access.campaign_for_lead, request, slug)
     with uploads.body_file(request, filename=filename, accepted=CSV_TYPES) as path:
         try:
@@ -221,7 +224,7 @@ def judgments_import(request, slug: str, filename: str = "judgments"):
     url_name="report",
     summary="The latest report, as `manage.py aggregate --json` prints it",
 )
-def report(request, slug: str):
+def report(request, slug: Slug):
     campaign = _campaign(access.campaign_for_reports, request, slug)
     latest = latest_report(campaign)
     if latest is None:
@@ -236,7 +239,7 @@ def report(request, slug: str):
     url_name="report-recompute",
     summary="Queue a recomputation of the report",
 )
-def recompute(request, slug: str):
+def recompute(request, slug: Slug):
     campaign = _campaign(access.campaign_for_reports, request, slug)
     queued = aggregation.request_report(campaign=campaign)
     url = reverse("api:report", kwargs={"slug": campaign.slug})
@@ -250,7 +253,7 @@ def recompute(request, slug: str):
     url_name="decision",
     summary="The migration decision: the release gate",
 )
-def decision(request, slug: str):
+def decision(request, slug: Slug):
     campaign = _campaign(access.campaign_for_reports, request, slug)
     return gate.campaign_decision(campaign=campaign)
 
@@ -270,7 +273,7 @@ def decision(request, slug: str):
     url_name="judgments-export",
     summary="The judgments export CSV, streamed (analysts get reviewers' pseudonyms)",
 )
-def judgments_export(request, slug: str):
+def judgments_export(request, slug: Slug):
     campaign = _campaign(access.campaign_for_reports, request, slug)
     _, lines = exports.start_export(
         campaign=campaign,
