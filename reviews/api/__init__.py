@@ -7,7 +7,9 @@ themselves are accounts' business and live in ``evalsite`` (``evalsite.tokens``)
 
 Built on django-ninja rather than Django REST framework: the schema comes from the type hints
 the endpoints are written with (pydantic), OpenAPI 3 is built in (DRF needs drf-spectacular for
-it), and a ninja endpoint is a plain function, like the pages' views. Measured on one endpoint
-(``GET /campaigns/{slug}/decision``, 500 requests through the test client, SQLite): ninja
-1.24 ms and DRF 1.60 ms per request; both well under the database work.
+it), and a ninja endpoint is a plain function, like the pages' views. Speed does not decide it:
+measured on one endpoint (``python benchmarks/api_framework.py 1000``: ``GET .../decision``
+through the whole stack, interleaved rounds, a shared 2-core machine) the medians were ninja
+2.53 ms, DRF 2.48 ms, a plain Django view 2.34 ms in one run and 5.37 / 6.66 / 5.21 ms in the
+next: within the machine's noise of each other.
 """
