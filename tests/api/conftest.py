@@ -67,3 +67,15 @@ def store_report(campaign, decision: dict, **extra) -> Report:
         state_key=f"test-{Report.objects.count()}",
         finished_at=timezone.now(),
     )
+
+
+@pytest.fixture(autouse=True)
+def tasks_in_process():
+    """Queued work (an import, a report, a webhook) runs in the test's process, as without
+    REDIS_URL, even when REDIS_URL is set: no worker runs beside these tests."""
+    from evalsite.celery import app
+
+    saved = app.conf.task_always_eager
+    app.conf.task_always_eager = True
+    yield
+    app.conf.task_always_eager = saved

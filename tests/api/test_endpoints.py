@@ -292,3 +292,28 @@ def test_an_unknown_campaign_is_a_404_in_json(lead_api, imported):
     response = lead_api.get("/api/v1/campaigns/nope/decision")
     assert response.status_code == 404
     assert response.json() == {"error": "No campaign with the slug 'nope'.", "details": []}
+
+
+def test_a_json_body_over_the_request_limit_is_a_413(lead_api, settings):
+    settings.DATA_UPLOAD_MAX_MEMORY_SIZE = 1000
+    response = lead_api.post_json("/api/v1/campaigns", {"name": "x" * 2000})
+    assert response.status_code == 413
+    assert set(response.json()) == {"error", "details"}
+
+
+def test_reads_take_a_bounded_number_of_queries(
+    api_as, lead, analyst, imported, campaign_slug, django_assert_max_num_queries
+):
+    campaign = Campaign.objects.get(slug=campaign_slug)
+    for _ in range(3):
+        store_report(campaign, {"verdict": "migrate", "threshold": 0.95, "probability": 0.99})
+    lead_api, analyst_api = api_as(lead), api_as(analyst)
+    # Token, user with roles, last-used stamp (at most once a minute), then the endpoint's own.
+    with django_assert_max_num_queries(5):
+        assert analyst_api.get(f"/api/v1/campaigns/{campaign_slug}/decision").status_code == 200
+    with django_assert_max_num_queries(5):
+        assert analyst_api.get(f"/api/v1/campaigns/{campaign_slug}/report").status_code == 200
+    with django_assert_max_num_queries(4):
+        assert lead_api.get(imported["url"]).status_code == 200
+    with django_assert_max_num_queries(10):
+        assert lead_api.get(f"/api/v1/campaigns/{campaign_slug}").status_code == 200

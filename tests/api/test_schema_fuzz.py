@@ -6,6 +6,8 @@ the services rather than stopping at a 404."""
 
 import pytest
 import schemathesis
+from django.core import signals
+from django.db import close_old_connections
 from hypothesis import HealthCheck, settings
 from schemathesis.checks import not_a_server_error
 from schemathesis.specs.openapi.checks import (
@@ -38,7 +40,18 @@ schema = schemathesis.openapi.from_wsgi("/api/v1/openapi.json", application)
 
 
 @pytest.fixture
-def fuzz_world(db, lead):
+def test_connection_kept():
+    """Requests through WSGI close "old" database connections when they start and finish, which
+    would end the test's transaction; Django's own test client disconnects that too."""
+    signals.request_started.disconnect(close_old_connections)
+    signals.request_finished.disconnect(close_old_connections)
+    yield
+    signals.request_started.connect(close_old_connections)
+    signals.request_finished.connect(close_old_connections)
+
+
+@pytest.fixture
+def fuzz_world(db, lead, test_connection_kept):
     campaign = CampaignFactory()
     JudgmentFactory(assignment__campaign_item=CampaignItemFactory(campaign=campaign))
     job = ImportJob.objects.create(
