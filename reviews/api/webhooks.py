@@ -27,7 +27,6 @@ if TYPE_CHECKING:
 
 SIGNATURE_HEADER = "X-Evalsite-Signature-256"
 TIMEOUT_SECONDS = 10
-MAX_RETRIES = 6  # with back-off 30 s, 1, 2, 4, 8, 16 min: about half an hour of retrying
 MIN_SECRET_LENGTH = 16
 
 
@@ -164,6 +163,8 @@ def _post(url: str, data: bytes, secret: str, delivery: WebhookDelivery) -> tupl
 
 
 def backoff_seconds(retries: int) -> int:
+    """Seconds before retry number ``retries + 1``: 30 s, 1, 2, 4, 8, 16 minutes; with the
+    task's six retries, about half an hour of trying."""
     return min(30 * 2**retries, 16 * 60)
 
 
