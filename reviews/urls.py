@@ -1,5 +1,6 @@
 from django.urls import path
 
+from reviews.api import webhook_views
 from reviews.audit import views as audit_views
 from reviews.campaigns import rubric_views
 from reviews.campaigns import views as campaign_views
@@ -40,6 +41,11 @@ urlpatterns = [
     path("campaigns/<slug:slug>/batches/new/", campaign_views.batch_create, name="batch-create"),
     path("campaigns/<slug:slug>/unassign/", campaign_views.unassign, name="unassign"),
     path("campaigns/<slug:slug>/reassign/", campaign_views.reassign, name="reassign"),
+    path(
+        "campaigns/<slug:slug>/webhook/",
+        webhook_views.campaign_webhook,
+        name="campaign-webhook",
+    ),
     path("rubrics/", rubric_views.rubric_list, name="rubrics"),
     path("rubrics/new/", rubric_views.rubric_create, name="rubric-create"),
     path("rubrics/import/", rubric_views.rubric_import, name="rubric-import"),

@@ -616,6 +616,10 @@ def run_aggregation(*, campaign_id: int) -> Report:
         _fail(report, exc, time.perf_counter() - started)
         raise
     _close_abandoned(campaign_id)
+    if campaign.webhook_url:
+        from evalsite.queue import enqueue_on_commit
+
+        enqueue_on_commit("reviews.send_webhook", report.pk)
     return report
 
 

@@ -4,6 +4,7 @@ import pytest
 from django.urls import URLPattern, URLResolver, get_resolver, reverse
 
 from datasets.models import ImportJob
+from evalsite import tokens
 from tests.factories import AssignmentFactory, CampaignFactory, CampaignItemFactory
 
 R, L, A = "reviewer", "lead", "analyst"
@@ -75,7 +76,41 @@ MATRIX = {
     "exports:download": ("get", slug, allowed(L, A)),
     # No report computed yet in the world: back to the report page with a message.
     "exports:report-csv": ("get", slug, allowed(L, A, ok=302)),
+    "reviews:campaign-webhook": ("get", slug, allowed(L)),
+    # Every signed-in user manages their own API tokens (a token acts with its owner's roles).
+    "tokens:list": ("get", None, {"anonymous": 302, "outsider": 200, R: 200, L: 200, A: 200}),
+    # The world's token is the lead's: anyone else's revoke is a 404.
+    "tokens:revoke": (
+        "post",
+        lambda w: {"pk": w["token"].pk},
+        {"anonymous": 302, "outsider": 404, R: 404, L: 302, A: 404},
+    ),
 }
+
+
+def api_allowed(*roles, ok=200):
+    """No or a wrong token → 401; a role in ``roles`` → ``ok``; any other role → 403."""
+    return {"anonymous": 401, "outsider": 403, **{p: ok if p in roles else 403 for p in (R, L, A)}}
+
+
+# The HTTP API, requested with a bearer token of each persona (anonymous: no token). Bodies are
+# empty: the role is checked first, then an empty body is a 400 (JSON) or 415 (a file).
+API_MATRIX = {
+    "api:api-root": ("get", None, dict.fromkeys(PERSONAS, 404)),
+    "api:openapi-json": ("get", None, dict.fromkeys(PERSONAS, 200)),
+    "api:import-create": (
+        "post", lambda w: {"name": w["campaign"].dataset.name}, api_allowed(L, ok=415)
+    ),
+    "api:import-status": ("get", lambda w: {"job_id": w["job"].pk}, api_allowed(L)),
+    "api:campaign-create": ("post", None, api_allowed(L, ok=400)),
+    "api:campaign": ("get", slug, api_allowed(L)),
+    "api:assignments": ("post", slug, api_allowed(L, ok=400)),
+    "api:judgments-import": ("post", slug, api_allowed(L, ok=415)),
+    "api:report": ("get", slug, api_allowed(L, A, ok=404)),  # no report computed in the world
+    "api:report-recompute": ("post", slug, api_allowed(L, A, ok=202)),
+    "api:decision": ("get", slug, api_allowed(L, A)),
+    "api:judgments-export": ("get", slug, api_allowed(L, A)),
+}  # fmt: skip
 # Not ours to test here: allauth and the admin have their own access rules.
 EXEMPT_PREFIXES = ("account_", "admin:")
 
@@ -96,19 +131,26 @@ def app_url_names():
 
 
 def test_every_url_is_in_the_matrix():
-    missing = sorted(set(app_url_names()) - set(MATRIX))
+    missing = sorted(set(app_url_names()) - set(MATRIX) - set(API_MATRIX))
     assert not missing, f"add these URLs to MATRIX with their expected statuses: {missing}"
 
 
 @pytest.fixture
-def world(db, reviewer):
+def world(db, reviewer, lead):
     """Objects that URL kwargs point at: a campaign with the reviewer's assignment, etc."""
     campaign = CampaignFactory()
     assignment = AssignmentFactory(
         campaign_item=CampaignItemFactory(campaign=campaign), reviewer=reviewer
     )
     job = ImportJob.objects.create(dataset_name=campaign.dataset.name, filename="pairs.csv")
-    return {"campaign": campaign, "assignment": assignment, "rubric": campaign.rubric, "job": job}
+    token, _ = tokens.create_api_token(user=lead, name="world")
+    return {
+        "campaign": campaign,
+        "assignment": assignment,
+        "rubric": campaign.rubric,
+        "job": job,
+        "token": token,
+    }
 
 
 @pytest.mark.django_db
@@ -123,3 +165,19 @@ def test_url_answers_each_persona_as_expected(request, client, world, name, pers
     assert response.status_code == expected[persona], f"{persona} GET {url}"
     if expected[persona] == 302 and persona == "anonymous":
         assert response.url.startswith(reverse("account_login"))
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize("persona", PERSONAS)
+@pytest.mark.parametrize("name", sorted(API_MATRIX))
+def test_api_url_answers_each_personas_token_as_expected(request, client, world, name, persona):
+    method, kwargs_for, expected = API_MATRIX[name]
+    url = reverse(name, kwargs=kwargs_for(world) if kwargs_for else None)
+    headers = {}
+    if persona != "anonymous":
+        user = request.getfixturevalue(persona)
+        headers["Authorization"] = f"Bearer {tokens.create_api_token(user=user)[1]}"
+    response = getattr(client, method)(url, headers=headers)
+    assert response.status_code == expected[persona], f"{persona} {method.upper()} {url}"
+    if response.status_code in (400, 401, 403, 404, 415) and name != "api:api-root":
+        assert set(response.json()) == {"error", "details"}
