@@ -18,6 +18,7 @@ urlpatterns = [
         campaign_views.campaign_progress,
         name="campaign-progress",
     ),
+    path("campaigns/<slug:slug>/flags/", campaign_views.campaign_flags, name="campaign-flags"),
     path("campaigns/<slug:slug>/edit/", campaign_views.campaign_edit, name="campaign-edit"),
     path(
         "campaigns/<slug:slug>/pause/",

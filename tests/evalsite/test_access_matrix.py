@@ -39,6 +39,7 @@ MATRIX = {
     "reviews:campaign-detail": ("get", slug, allowed(L)),
     "reviews:campaign-progress": ("get", slug, allowed(L, ok=302)),
     "reviews:campaign-edit": ("get", slug, allowed(L)),
+    "reviews:campaign-flags": ("get", slug, allowed(L)),
     "reviews:campaign-pause": ("post", slug, allowed(L, ok=302)),
     "reviews:campaign-resume": ("post", slug, allowed(L, ok=302)),
     "reviews:campaign-close": ("post", slug, allowed(L, ok=302)),
