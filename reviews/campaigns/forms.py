@@ -6,8 +6,10 @@ from typing import Any
 
 from django import forms
 from django.core.exceptions import ValidationError
+from django.db.models import Exists, OuterRef
+from django.urls import reverse
 
-from datasets.models import Dataset, System
+from datasets.models import Dataset, Response, System
 from reviews.campaigns.masking import default_mask_patterns, validate_patterns
 from reviews.campaigns.rubrics import DIRECTIONS, MAX_CRITERIA
 from reviews.models import Batch, Campaign, Rubric
@@ -89,6 +91,35 @@ class CampaignForm(forms.Form):
     def __init__(self, *args: Any, reviewers: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         self.fields["roster"].queryset = reviewers
+        self.fields["dataset"].widget.attrs.update(
+            {
+                "hx-get": reverse("reviews:campaign-create"),
+                "hx-target": "#system-fields",
+                "hx-swap": "outerHTML",
+                "hx-trigger": "change",
+            }
+        )
+        dataset = self._chosen_dataset()
+        if dataset is not None:
+            # Only the systems that answered the chosen dataset (the page swaps these selects
+            # when the dataset changes; without JavaScript a wrong pick is refused on submit).
+            answered = System.objects.filter(
+                Exists(Response.objects.filter(system=OuterRef("pk"), item__dataset=dataset))
+            ).order_by("name")
+            message = f"This system has no responses in the dataset “{dataset.name}”."
+            for name in ("baseline", "candidate"):
+                self.fields[name].queryset = answered
+                self.fields[name].error_messages["invalid_choice"] = message
+
+    def _chosen_dataset(self) -> Dataset | None:
+        key = self.add_prefix("dataset")
+        value = self.data.get(key) if self.is_bound else self.initial.get("dataset")
+        if isinstance(value, Dataset):
+            return value
+        try:
+            return Dataset.objects.filter(pk=int(value)).first() if value else None
+        except (TypeError, ValueError):
+            return None
 
     def clean(self) -> dict[str, Any]:
         data = super().clean()

@@ -35,6 +35,9 @@ def campaign_list(request):
 @role_required(LEAD)
 def campaign_create(request):
     reviewers = access.reviewers_for_lead(request.user)
+    if request.method == "GET" and request.htmx and request.htmx.target == "system-fields":
+        form = CampaignForm(initial={"dataset": request.GET.get("dataset")}, reviewers=reviewers)
+        return render(request, "reviews/campaign_form.html#system-fields", {"form": form})
     if request.method == "GET" and request.htmx and "dataset" in request.GET:
         return _item_count(request, CampaignForm(request.GET, reviewers=reviewers))
     form = CampaignForm(request.POST or None, reviewers=reviewers)
