@@ -10,6 +10,8 @@ from django.db.models import Exists, OuterRef
 from django.urls import reverse
 
 from datasets.models import Dataset, Response, System
+from evalsite.roles import ANALYST, LEAD, REVIEWER
+from reviews.campaigns import people
 from reviews.campaigns.masking import default_mask_patterns, validate_patterns
 from reviews.campaigns.rubrics import DIRECTIONS, MAX_CRITERIA
 from reviews.models import Batch, Campaign, Rubric
@@ -392,3 +394,18 @@ class RubricImportForm(forms.Form):
                 f"Not valid JSON: {exc.msg} (line {exc.lineno}, column {exc.colno})."
             ) from exc
         return data
+
+
+ROLE_CHOICES = [(REVIEWER, "Reviewer"), (ANALYST, "Analyst"), (LEAD, "Evaluation lead")]
+
+
+class InviteForm(forms.Form):
+    emails = forms.CharField(
+        widget=forms.Textarea(attrs={"rows": 2, "placeholder": "ana@example.org, ben@example.org"}),
+        help_text="One or more addresses, separated by commas or new lines.",
+    )
+    role = forms.ChoiceField(choices=ROLE_CHOICES, initial=REVIEWER)
+    campaign = forms.SlugField(required=False, widget=forms.HiddenInput)
+
+    def clean_emails(self) -> list[str]:
+        return people.parse_emails(self.cleaned_data["emails"])

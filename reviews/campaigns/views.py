@@ -13,6 +13,7 @@ from reviews.campaigns.forms import (
     BatchForm,
     CampaignEditForm,
     CampaignForm,
+    InviteForm,
     ReassignForm,
     UnassignForm,
 )
@@ -76,6 +77,7 @@ def _detail_context(request, campaign, **forms):
         "campaign": campaign,
         "progress": progress.campaign_progress(campaign=campaign),
         "raised": flags.counts(campaign=campaign),
+        "invite_form": InviteForm(initial={"campaign": campaign.slug}),
         "unassign_form": forms.get("unassign_form")
         or UnassignForm(campaign=campaign, reviewers=worked),
         "reassign_form": forms.get("reassign_form")

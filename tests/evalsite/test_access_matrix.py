@@ -62,6 +62,9 @@ MATRIX = {
     "exports:import": ("get", slug, allowed(L)),
     "exports:log": ("get", None, allowed(L)),
     "reviews:audit": ("get", None, allowed(L)),
+    "reviews:people": ("get", None, allowed(L)),
+    # An empty form re-renders the People page with its errors.
+    "reviews:people-invite": ("post", None, allowed(L)),
     # Lead and analyst pages.
     "reviews:reports": ("get", None, allowed(L, A)),
     "report:page": ("get", slug, allowed(L, A)),
