@@ -278,7 +278,7 @@ class CriterionForm(forms.Form):
     min = forms.IntegerField(required=False, initial=1)
     max = forms.IntegerField(required=False, initial=5)
     anchors = forms.CharField(
-        widget=forms.Textarea(attrs={"rows": 2}),
+        widget=forms.Textarea(attrs={"rows": 4}),
         required=False,
         label="Anchor labels",
         help_text="One per line, such as: 1 = Wrong",
@@ -326,9 +326,30 @@ class CriterionForm(forms.Form):
         return criterion
 
 
+class BaseCriterionFormSet(forms.BaseFormSet):
+    def add_fields(self, form: forms.Form, index: int | None) -> None:
+        super().add_fields(form, index)
+        # Say what Django's ORDER and DELETE fields do, in the lead's words.
+        form.fields["ORDER"].label = "Position"
+        form.fields["ORDER"].help_text = "Questions are asked in this order."
+        form.fields["ORDER"].widget.attrs["class"] = "narrow"
+        form.fields["DELETE"].label = "Remove this criterion"
+
+
 CriterionFormSet = forms.formset_factory(
     CriterionForm,
+    formset=BaseCriterionFormSet,
     extra=1,
+    can_order=True,
+    can_delete=True,
+    max_num=MAX_CRITERIA,
+    validate_max=True,
+)
+# Editing a rubric shows its criteria only: "Add a criterion" adds a row when one is wanted.
+EditCriterionFormSet = forms.formset_factory(
+    CriterionForm,
+    formset=BaseCriterionFormSet,
+    extra=0,
     can_order=True,
     can_delete=True,
     max_num=MAX_CRITERIA,
