@@ -1,6 +1,7 @@
 """After a recompute the report page shows the new figures by itself; before the first report it
 says when that report will appear."""
 
+import re
 from unittest import mock
 
 import pytest
@@ -61,3 +62,12 @@ def test_before_the_first_report_the_page_says_when_it_will_appear(client_for, l
     Campaign.objects.filter(pk=campaign.pk).update(judgments_since_report=12)
     text = " ".join(strip_tags(client_for(lead).get(url(campaign, "page")).text).split())
     assert "The first one appears by itself after 38 more judgments" in text
+
+
+def test_chart_labels_are_readable(client_for, analyst):
+    campaign = campaign_with_judgments(6)
+    aggregation.run_aggregation(campaign_id=campaign.pk)
+    page = client_for(analyst).get(url(campaign, "page")).text
+    sizes = [int(size) for size in re.findall(r'font-size="(\d+)"', page)]
+    assert sizes
+    assert min(sizes) >= 13
