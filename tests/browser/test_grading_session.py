@@ -32,6 +32,8 @@ def start(page, live_server, reviewer):
     shoot(page, "reviewer-queue")
     page.get_by_role("link", name="Start").click()
     page.wait_for_selector("#judgment-form")
+    # grading.js has run once the heading holds the focus; keys before that are the browser's.
+    page.wait_for_function("() => document.activeElement.id === 'item-heading'")
 
 
 def test_flag_key_focuses_the_note_and_typing_stays_in_it(page, live_server, reviewer, batch):
