@@ -82,3 +82,20 @@ def test_grading_session_has_no_console_error(page, live_server, reviewer, batch
     shoot(page, "grade-finished")
     assert Judgment.objects.count() == len(batch)
     assert console_errors == []
+
+
+def test_pausing_mid_session_says_paused_once(page, live_server, reviewer, batch, console_errors):
+    from reviews.models import Campaign
+
+    start(page, live_server, reviewer)
+    Campaign.objects.filter(pk=batch[0].campaign_id).update(status="paused")
+    for key in ["1", "5", "3", "y", "n", "2"]:
+        page.keyboard.press(key)
+    page.keyboard.press("Enter")
+    page.wait_for_selector("text=No more items for now")
+    text = page.locator("#grading").inner_text()
+    assert text.count("paused") == 1, text
+    assert "3 items left" in text
+    assert "answered every item" not in text
+    shoot(page, "grade-paused")
+    assert console_errors == []
