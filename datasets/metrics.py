@@ -112,7 +112,8 @@ def quantile(sorted_values: list[float], q: float) -> float:
 
 
 def summarise(values) -> dict:
-    """n, mean, median and p90 of the values (``None`` statistics when there are none)."""
+    """n, mean, median and p90 of the values, and p10, p25, p75 for the dataset page's box plots
+    (``None`` statistics when there are none)."""
     ordered = sorted(values)
     if not ordered:
         return {"n": 0, "mean": None, "median": None, "p90": None}
@@ -121,4 +122,7 @@ def summarise(values) -> dict:
         "mean": math.fsum(ordered) / len(ordered),
         "median": quantile(ordered, 0.5),
         "p90": quantile(ordered, 0.9),
+        "p10": quantile(ordered, 0.1),
+        "p25": quantile(ordered, 0.25),
+        "p75": quantile(ordered, 0.75),
     }

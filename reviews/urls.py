@@ -2,7 +2,7 @@ from django.urls import path
 
 from reviews.api import webhook_views
 from reviews.audit import views as audit_views
-from reviews.campaigns import rubric_views
+from reviews.campaigns import people_views, rubric_views
 from reviews.campaigns import views as campaign_views
 from reviews.grading import views as grading_views
 from reviews.reports import views as report_views
@@ -19,6 +19,7 @@ urlpatterns = [
         campaign_views.campaign_progress,
         name="campaign-progress",
     ),
+    path("campaigns/<slug:slug>/flags/", campaign_views.campaign_flags, name="campaign-flags"),
     path("campaigns/<slug:slug>/edit/", campaign_views.campaign_edit, name="campaign-edit"),
     path(
         "campaigns/<slug:slug>/pause/",
@@ -53,5 +54,7 @@ urlpatterns = [
     path("rubrics/<int:pk>/export/", rubric_views.rubric_export, name="rubric-export"),
     path("rubrics/<int:pk>/copy/", rubric_views.rubric_copy, name="rubric-copy"),
     path("reports/", report_views.reports, name="reports"),
+    path("people/", people_views.people_list, name="people"),
+    path("people/invite/", people_views.invite, name="people-invite"),
     path("audit/", audit_views.audit_log, name="audit"),
 ]

@@ -1,11 +1,12 @@
 """What the dataset pages show: a job's preview, the item browser, the dataset overview."""
 
-from django.db.models import Count, Exists, OuterRef
+from django.db.models import Count, Exists, OuterRef, Q
 
 from datasets.importing.jobs import preview_job
 from datasets.importing.parsing import Preview
 from datasets.markdown import render_markdown
 from datasets.models import Dataset, ImportJob, Response, System
+from datasets.pages.charts import box_plot
 
 METRIC_LABELS = (
     ("characters", "Characters", False),
@@ -41,6 +42,15 @@ def choose_systems(systems: list[str], a: str | None, b: str | None) -> list[str
     others = [name for name in systems if name != first]
     second = b if b in others else (others[0] if others else None)
     return [name for name in (first, second) if name]
+
+
+def search_items(*, items, query: str):
+    """Items whose id, prompt or context contains the text (case-insensitive); all without."""
+    if not query:
+        return items
+    return items.filter(
+        Q(external_id__icontains=query) | Q(prompt__icontains=query) | Q(context__icontains=query)
+    )
 
 
 def item_rows(*, items, systems: list[str]) -> list[dict]:
@@ -80,14 +90,24 @@ def dataset_overview(*, dataset: Dataset) -> dict:
 
     metrics = stats.get("metrics", {})
     metric_rows = [
-        {"label": label, "rate": rate, "cells": side_by_side(metrics, key)}
+        {"label": label, "rate": rate, "cells": formatted(side_by_side(metrics, key), rate=rate)}
         for key, label, rate in METRIC_LABELS
         if key in metrics
     ]
     metadata = stats.get("metadata", {})
     metadata_rows = [
-        {"label": key, "rate": False, "cells": side_by_side(metadata, key)} for key in metadata
+        {"label": key, "rate": False, "cells": formatted(side_by_side(metadata, key), rate=False)}
+        for key in metadata
     ]
+    charts = [
+        box_plot(title="Length (characters)", unit="", by_system=metrics.get("characters", {})),
+        *(
+            box_plot(title=f"Latency ({key})", unit=" ms" if key.endswith("_ms") else "",
+                     by_system=metadata[key])
+            for key in metadata
+            if "latency" in key
+        ),
+    ]  # fmt: skip
     n_responses = sum(row["responses"] for row in systems)
     with_metrics = sum(row["with_metrics"] for row in systems)
     return {
@@ -102,4 +122,31 @@ def dataset_overview(*, dataset: Dataset) -> dict:
         "metric_rows": metric_rows,
         "metadata_rows": metadata_rows,
         "item_metadata": stats.get("item_metadata", {}),
+        "charts": [chart for chart in charts if chart],
     }
+
+
+def decimals(values: list[float]) -> int:
+    """One precision per measure, from its largest value: 2,221 / 49.2 / 0.62 / 0.004."""
+    largest = max((abs(v) for v in values), default=0)
+    if largest == 0 or largest >= 100:
+        return 0
+    return 1 if largest >= 10 else 2 if largest >= 1 else 3
+
+
+def formatted(cells: list[dict | None], *, rate: bool) -> list[dict | None]:
+    """Each system's mean, median and p90 as text with the row's one precision; a rate (a share
+    of responses) as a percentage in the mean column, its median and p90 left out."""
+    if rate:
+        return [
+            {"n": c["n"], "mean": f"{100 * c['mean']:.0f}%", "median": "", "p90": ""}
+            if c and c.get("n") else None
+            for c in cells
+        ]  # fmt: skip
+    keys = ("mean", "median", "p90")
+    places = decimals([c[k] for c in cells if c and c.get("n") for k in keys if c[k] is not None])
+    return [
+        {"n": c["n"], **{k: "" if c[k] is None else f"{c[k]:,.{places}f}" for k in keys}}
+        if c and c.get("n") else None
+        for c in cells
+    ]  # fmt: skip

@@ -47,9 +47,12 @@ def dataset_items(request, slug: str):
     shown = pages.choose_systems(systems, chosen.get("a"), chosen.get("b"))
     if not form.is_bound:
         form = SystemsForm(initial=dict(zip("ab", shown, strict=False)), systems=systems)
-    page = Paginator(dataset.items.order_by("pk"), ITEMS_PER_PAGE).get_page(request.GET.get("page"))
+    query = request.GET.get("q", "").strip()[:200]
+    items = pages.search_items(items=dataset.items.order_by("pk"), query=query)
+    page = Paginator(items, ITEMS_PER_PAGE).get_page(request.GET.get("page"))
     context = {
         "dataset": dataset,
+        "query": query,
         "form": form,
         "shown": shown,
         "page": page,

@@ -28,6 +28,7 @@ ACTION_LABELS = {
     "assignments.reassigned": "Assignments reassigned",
     "judgments.imported": "Judgments imported",
     "export": "Data exported (de-blinded)",
+    "people.invited": "People invited",
     UNBLINDED: "Blinding revealed (admin)",
 }
 

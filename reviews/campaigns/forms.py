@@ -6,8 +6,12 @@ from typing import Any
 
 from django import forms
 from django.core.exceptions import ValidationError
+from django.db.models import Exists, OuterRef
+from django.urls import reverse
 
-from datasets.models import Dataset, System
+from datasets.models import Dataset, Response, System
+from evalsite.roles import ANALYST, LEAD, REVIEWER
+from reviews.campaigns import people
 from reviews.campaigns.masking import default_mask_patterns, validate_patterns
 from reviews.campaigns.rubrics import DIRECTIONS, MAX_CRITERIA
 from reviews.models import Batch, Campaign, Rubric
@@ -89,6 +93,35 @@ class CampaignForm(forms.Form):
     def __init__(self, *args: Any, reviewers: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         self.fields["roster"].queryset = reviewers
+        self.fields["dataset"].widget.attrs.update(
+            {
+                "hx-get": reverse("reviews:campaign-create"),
+                "hx-target": "#system-fields",
+                "hx-swap": "outerHTML",
+                "hx-trigger": "change",
+            }
+        )
+        dataset = self._chosen_dataset()
+        if dataset is not None:
+            # Only the systems that answered the chosen dataset (the page swaps these selects
+            # when the dataset changes; without JavaScript a wrong pick is refused on submit).
+            answered = System.objects.filter(
+                Exists(Response.objects.filter(system=OuterRef("pk"), item__dataset=dataset))
+            ).order_by("name")
+            message = f"This system has no responses in the dataset “{dataset.name}”."
+            for name in ("baseline", "candidate"):
+                self.fields[name].queryset = answered
+                self.fields[name].error_messages["invalid_choice"] = message
+
+    def _chosen_dataset(self) -> Dataset | None:
+        key = self.add_prefix("dataset")
+        value = self.data.get(key) if self.is_bound else self.initial.get("dataset")
+        if isinstance(value, Dataset):
+            return value
+        try:
+            return Dataset.objects.filter(pk=int(value)).first() if value else None
+        except (TypeError, ValueError):
+            return None
 
     def clean(self) -> dict[str, Any]:
         data = super().clean()
@@ -245,7 +278,7 @@ class CriterionForm(forms.Form):
     min = forms.IntegerField(required=False, initial=1)
     max = forms.IntegerField(required=False, initial=5)
     anchors = forms.CharField(
-        widget=forms.Textarea(attrs={"rows": 2}),
+        widget=forms.Textarea(attrs={"rows": 4}),
         required=False,
         label="Anchor labels",
         help_text="One per line, such as: 1 = Wrong",
@@ -293,9 +326,30 @@ class CriterionForm(forms.Form):
         return criterion
 
 
+class BaseCriterionFormSet(forms.BaseFormSet):
+    def add_fields(self, form: forms.Form, index: int | None) -> None:
+        super().add_fields(form, index)
+        # Say what Django's ORDER and DELETE fields do, in the lead's words.
+        form.fields["ORDER"].label = "Position"
+        form.fields["ORDER"].help_text = "Questions are asked in this order."
+        form.fields["ORDER"].widget.attrs["class"] = "narrow"
+        form.fields["DELETE"].label = "Remove this criterion"
+
+
 CriterionFormSet = forms.formset_factory(
     CriterionForm,
+    formset=BaseCriterionFormSet,
     extra=1,
+    can_order=True,
+    can_delete=True,
+    max_num=MAX_CRITERIA,
+    validate_max=True,
+)
+# Editing a rubric shows its criteria only: "Add a criterion" adds a row when one is wanted.
+EditCriterionFormSet = forms.formset_factory(
+    CriterionForm,
+    formset=BaseCriterionFormSet,
+    extra=0,
     can_order=True,
     can_delete=True,
     max_num=MAX_CRITERIA,
@@ -361,3 +415,18 @@ class RubricImportForm(forms.Form):
                 f"Not valid JSON: {exc.msg} (line {exc.lineno}, column {exc.colno})."
             ) from exc
         return data
+
+
+ROLE_CHOICES = [(REVIEWER, "Reviewer"), (ANALYST, "Analyst"), (LEAD, "Evaluation lead")]
+
+
+class InviteForm(forms.Form):
+    emails = forms.CharField(
+        widget=forms.Textarea(attrs={"rows": 2, "placeholder": "ana@example.org, ben@example.org"}),
+        help_text="One or more addresses, separated by commas or new lines.",
+    )
+    role = forms.ChoiceField(choices=ROLE_CHOICES, initial=REVIEWER)
+    campaign = forms.SlugField(required=False, widget=forms.HiddenInput)
+
+    def clean_emails(self) -> list[str]:
+        return people.parse_emails(self.cleaned_data["emails"])

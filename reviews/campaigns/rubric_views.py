@@ -14,6 +14,7 @@ from reviews import access
 from reviews.campaigns import rubrics
 from reviews.campaigns.forms import (
     CriterionFormSet,
+    EditCriterionFormSet,
     RubricForm,
     RubricImportForm,
     criteria_from_formset,
@@ -50,7 +51,8 @@ def _rubric_form(request, *, rubric):
             if field.initial is not None:
                 data[f"criteria-{index}-{name}"] = str(field.initial)
     form = RubricForm(data, initial=initial)
-    formset = CriterionFormSet(data, initial=rows, prefix="criteria")
+    formset_class = EditCriterionFormSet if rows else CriterionFormSet
+    formset = formset_class(data, initial=rows, prefix="criteria")
     context = {"rubric": rubric, "form": form, "formset": formset, "offer_copy": False}
     if data is not None and "add-criterion" not in data and form.is_valid() and formset.is_valid():
         try:

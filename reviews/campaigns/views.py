@@ -8,11 +8,12 @@ from django.views.decorators.http import require_POST
 
 from evalsite.roles import LEAD, role_required
 from reviews import access
-from reviews.campaigns import batches, progress, services
+from reviews.campaigns import batches, flags, progress, services
 from reviews.campaigns.forms import (
     BatchForm,
     CampaignEditForm,
     CampaignForm,
+    InviteForm,
     ReassignForm,
     UnassignForm,
 )
@@ -35,6 +36,9 @@ def campaign_list(request):
 @role_required(LEAD)
 def campaign_create(request):
     reviewers = access.reviewers_for_lead(request.user)
+    if request.method == "GET" and request.htmx and request.htmx.target == "system-fields":
+        form = CampaignForm(initial={"dataset": request.GET.get("dataset")}, reviewers=reviewers)
+        return render(request, "reviews/campaign_form.html#system-fields", {"form": form})
     if request.method == "GET" and request.htmx and "dataset" in request.GET:
         return _item_count(request, CampaignForm(request.GET, reviewers=reviewers))
     form = CampaignForm(request.POST or None, reviewers=reviewers)
@@ -72,6 +76,8 @@ def _detail_context(request, campaign, **forms):
     return {
         "campaign": campaign,
         "progress": progress.campaign_progress(campaign=campaign),
+        "raised": flags.counts(campaign=campaign),
+        "invite_form": InviteForm(initial={"campaign": campaign.slug}),
         "unassign_form": forms.get("unassign_form")
         or UnassignForm(campaign=campaign, reviewers=worked),
         "reassign_form": forms.get("reassign_form")
@@ -86,6 +92,20 @@ def _reviewer_choices(request, campaign):
         Q(assignments__campaign=campaign) | Q(pk__in=campaign.roster.values("pk"))
     )
     return worked, everyone
+
+
+@role_required(LEAD)
+def campaign_flags(request, slug):
+    """Reviewers' flags and skip reasons for the campaign, filterable, paginated."""
+    campaign = access.campaign_for_lead(request.user, slug)
+    kind = request.GET.get("kind", "")
+    context = {
+        "campaign": campaign,
+        "kind": kind if kind in flags.KINDS else "",
+        "page": flags.flags_and_skips(campaign=campaign, kind=kind, page=request.GET.get("page")),
+    }
+    template = "reviews/campaign_flags.html"
+    return render(request, f"{template}#flag-table" if request.htmx else template, context)
 
 
 @role_required(LEAD)

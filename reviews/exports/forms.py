@@ -3,6 +3,7 @@
 import re
 
 from django import forms
+from django.utils.html import escape
 
 from reviews.models import Campaign
 
@@ -70,6 +71,9 @@ class ExportForm(forms.Form):
 class JudgmentImportForm(forms.Form):
     file = forms.FileField(
         label="Judgments CSV",
-        help_text="Columns item_id, reviewer, preference; optional rationale, submitted_at and "
-        "score.<criterion> / score.<criterion>.baseline / score.<criterion>.candidate.",
+        # Django renders help_text as HTML: escaped, or "<criterion>" is read as a tag.
+        help_text=escape(
+            "Columns item_id, reviewer, preference; optional rationale, submitted_at and "
+            "score.<criterion> / score.<criterion>.baseline / score.<criterion>.candidate."
+        ),
     )

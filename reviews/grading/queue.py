@@ -226,3 +226,10 @@ def _notice(campaign: Campaign) -> str:
     from reviews.campaigns.services import reviewer_notice
 
     return reviewer_notice(campaign) or ""
+
+
+def pending_count(*, campaign: Campaign, reviewer) -> int:
+    """How many of the reviewer's items in the campaign are still waiting for them."""
+    return Assignment.objects.filter(
+        campaign=campaign, reviewer=reviewer, status=Assignment.Status.PENDING
+    ).count()

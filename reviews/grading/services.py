@@ -54,6 +54,9 @@ def strip_invisible(text: str) -> str:
 
 
 ALREADY_SAVED = "This answer was already saved."
+SAVED_WHILE_PAUSED = (
+    "Saved. The campaign has been paused by the evaluation lead, so no new items are served."
+)
 
 
 @dataclass(frozen=True)
@@ -303,10 +306,7 @@ def submit_judgment(
     assignment.status = Assignment.Status.DONE
     notice = ""
     if campaign.status == Campaign.Status.PAUSED:
-        notice = (
-            "Saved. The campaign has been paused by the evaluation lead, "
-            "so no new items are served."
-        )
+        notice = SAVED_WHILE_PAUSED
     if report_due:
         queue_aggregation(campaign)
     return SubmitResult(judgment, created=True, notice=notice)

@@ -12,7 +12,7 @@ from reviews import access
 from reviews.grading import pull
 from reviews.grading import services as grading
 from reviews.grading.forms import FlagForm, JudgmentForm, SkipForm
-from reviews.grading.queue import grading_context, queue_rows
+from reviews.grading.queue import grading_context, pending_count, queue_rows
 from reviews.models import Assignment
 
 PANEL = "reviews/grade.html#grading-panel"
@@ -61,7 +61,8 @@ def submit(request, token):
     except ValidationError as exc:
         messages.warning(request, " ".join(exc.messages))
         return redirect_to_next(request, assignment.campaign)
-    if result.notice:
+    if result.notice and result.notice != grading.SAVED_WHILE_PAUSED:
+        # The paused notice is the panel that comes next; said here too, it showed twice.
         messages.info(request, result.notice)
     else:
         messages.success(request, "Saved.")
@@ -96,17 +97,23 @@ def flag(request, token):
 
 def redirect_to_next(request, campaign):
     """The next item: swapped in as a fragment (htmx, with its URL pushed) or redirected to."""
+    stopped = ""
     try:
         assignment = pull.pull_next_assignment(campaign=campaign, reviewer=request.user)
     except (ValidationError, PermissionDenied) as exc:
-        messages.info(request, " ".join(getattr(exc, "messages", [str(exc)])))
+        stopped = " ".join(getattr(exc, "messages", [str(exc)]))
         assignment = None
     if assignment is None:
         if not request.htmx:
+            if stopped:
+                messages.info(request, stopped)
             return redirect("reviews:queue")
-        response = render(
-            request, "reviews/grade.html#finished-panel", {"queue_url": reverse("reviews:queue")}
-        )
+        context = {
+            "queue_url": reverse("reviews:queue"),
+            "stopped": stopped,
+            "left": pending_count(campaign=campaign, reviewer=request.user) if stopped else 0,
+        }
+        response = render(request, "reviews/grade.html#finished-panel", context)
         return push_url(response, reverse("reviews:queue"))
     url = reverse("grading:grade", args=[assignment.token])
     if not request.htmx:

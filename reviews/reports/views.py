@@ -5,10 +5,11 @@ from __future__ import annotations
 
 from typing import Any
 
+from django.conf import settings
 from django.db.models import Count
 from django.shortcuts import redirect, render
 from django.views.decorators.http import require_POST
-from django_htmx.http import HttpResponseStopPolling
+from django_htmx.http import HttpResponseClientRefresh, HttpResponseStopPolling
 
 from evalsite.roles import ANALYST, LEAD, role_required
 from reviews import access
@@ -28,6 +29,7 @@ RELIABLE, TENTATIVE = 0.8, 0.667  # Krippendorff (2004), Content Analysis, sec. 
 def report_page(request, slug):
     campaign = access.campaign_for_reports(request.user, slug)
     context = status_context(campaign) | report_context(campaign)
+    context["shown"] = context["report"].pk if context["report"] else 0
     return render(request, PAGE, context)
 
 
@@ -37,7 +39,7 @@ def recompute(request, slug):
     campaign = access.campaign_for_reports(request.user, slug)
     aggregation.request_report(campaign=campaign)
     if request.htmx:
-        return render(request, f"{PAGE}#report-status", status_context(campaign))
+        return status_response(request, campaign, request.POST.get("shown"))
     return redirect("report:page", slug=campaign.slug)
 
 
@@ -47,10 +49,21 @@ def report_status(request, slug):
     campaign = access.campaign_for_reports(request.user, slug)
     if not request.htmx:
         return redirect("report:page", slug=campaign.slug)
-    context = status_context(campaign)
-    response = render(request, f"{PAGE}#report-status", context)
+    return status_response(request, campaign, request.GET.get("shown"))
+
+
+def status_response(request, campaign: Campaign, shown: str | None):
+    """The status fragment, polling while a run is queued or running. Once a run has finished
+    with figures other than the ones on the page (`shown`, a Report pk), the page reloads, so
+    figures on screen are always the latest ones."""
+    context = status_context(campaign) | {"shown": shown or 0}
+    latest = context["latest"]
     if context["in_progress"]:
-        return response
+        return render(request, f"{PAGE}#report-status", context)
+    done = latest is not None and latest.status == Report.Status.DONE
+    if done and shown is not None and str(latest.pk) != shown:
+        return HttpResponseClientRefresh()
+    response = render(request, f"{PAGE}#report-status", context)
     return HttpResponseStopPolling(response.content)
 
 
@@ -63,7 +76,13 @@ def status_context(campaign: Campaign) -> dict[str, Any]:
         Report.Status.QUEUED,
         Report.Status.RUNNING,
     )
-    return {"campaign": campaign, "latest": latest, "in_progress": in_progress}
+    context = {"campaign": campaign, "latest": latest, "in_progress": in_progress}
+    if latest is None:
+        # Judgments queue a report every AGGREGATE_EVERY_N_JUDGMENTS (grading.count_judgments).
+        every = settings.AGGREGATE_EVERY_N_JUDGMENTS
+        context["every"] = every
+        context["first_report_in"] = max(every - campaign.judgments_since_report, 1)
+    return context
 
 
 def report_context(campaign: Campaign) -> dict[str, Any]:

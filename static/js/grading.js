@@ -64,8 +64,16 @@
     var box = document.getElementById(id);
     if (!box) return;
     box.open = true;
-    var first = box.querySelector("input, textarea");
+    // The first field a reviewer can use: the note, or the first reason (never the CSRF input).
+    var first = box.querySelector("textarea, input:not([type=hidden])");
     if (first) first.focus();
+  }
+
+  function closeBoxes() {
+    ["skip-box", "flag-box"].forEach(function (id) {
+      var box = document.getElementById(id);
+      if (box && box.open) { box.open = false; box.querySelector("summary").focus(); }
+    });
   }
 
   function submitForm() {
@@ -88,7 +96,10 @@
     if (!panel() || event.altKey || event.metaKey) return;
     var target = event.target;
     var typing = target.matches("textarea, input[type=text], input[type=email], input[type=number]");
-    if (event.key === "Escape") { toggleHelp(false); if (typing) target.blur(); return; }
+    var inBox = target.closest && target.closest("#skip-box, #flag-box");
+    if (event.key === "Escape") { toggleHelp(false); if (inBox) { closeBoxes(); return; } if (typing) target.blur(); return; }
+    // Inside the skip and flag boxes keys belong to their fields: no grading shortcuts there.
+    if (inBox) return;
     if (typing) {
       if (event.key === "Enter" && event.ctrlKey && target.form && target.form.id === "judgment-form") {
         event.preventDefault(); submitForm();
@@ -99,7 +110,6 @@
     if (event.key === "Enter") {
       // Enter on a link or a button keeps its own meaning; anywhere else it submits.
       if (target.matches("a, button, summary")) return;
-      if (target.closest("#skip-box, #flag-box")) return;
       event.preventDefault(); submitForm(); return;
     }
     var key = event.key.toLowerCase();

@@ -2,6 +2,7 @@
 
 import os
 import shutil
+from pathlib import Path
 
 import pytest
 
@@ -61,3 +62,22 @@ def log_in(page, live_server, email, password="correct-horse-battery-staple"):
     page.get_by_label("Email").fill(email)
     page.get_by_label("Password").fill(password)
     page.get_by_role("button", name="Sign in").click()
+
+
+SCREENSHOTS = Path(__file__).parent / "screenshots"
+
+
+@pytest.fixture
+def console_errors(page):
+    """Every console error (CSP violations, failed loads) and uncaught exception on the page."""
+    seen = []
+    page.on("console", lambda msg: seen.append(msg.text) if msg.type == "error" else None)
+    page.on("pageerror", lambda exc: seen.append(str(exc)))
+    return seen
+
+
+def shoot(page, name: str) -> None:
+    """A 1366x900 screenshot of the page into tests/browser/screenshots/ (git-ignored)."""
+    SCREENSHOTS.mkdir(exist_ok=True)
+    page.set_viewport_size({"width": 1366, "height": 900})
+    page.screenshot(path=SCREENSHOTS / f"{name}.png", full_page=True)

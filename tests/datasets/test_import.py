@@ -305,7 +305,9 @@ def test_metrics_are_computed_in_chunks_and_summarised_per_system(write):
     dataset.refresh_from_db()
     stats = dataset.stats
     assert stats["metrics"]["refusal"]["gpt-4"]["mean"] == pytest.approx(1 / 7)
-    assert stats["metrics"]["bullets"]["gpt-4o"] == {"n": 7, "mean": 2, "median": 2, "p90": 2}
+    assert stats["metrics"]["bullets"]["gpt-4o"] == {
+        "n": 7, "mean": 2, "median": 2, "p90": 2, "p10": 2, "p25": 2, "p75": 2,
+    }  # fmt: skip
     assert stats["metadata"]["latency_ms"]["gpt-4"]["median"] == 104
     assert stats["item_metadata"]["category"] == {
         "distinct": 2,

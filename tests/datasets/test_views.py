@@ -1,5 +1,6 @@
 """The lead's dataset pages: upload → preview → confirm → progress → summary, and browsing."""
 
+import re
 from html.parser import HTMLParser
 from unittest import mock
 
@@ -298,3 +299,39 @@ def test_dataset_list_links_each_dataset(client_for, lead, dataset, django_asser
 
     assert reverse("datasets:detail", args=["support"]) in page
     assert reverse("datasets:detail", args=["other"]) in page
+
+
+def test_item_browser_searches_ids_and_prompts(client_for, lead, dataset):
+    client = client_for(lead)
+    url = reverse("datasets:items", args=["support"])
+    by_id = client.get(url, {"q": "t-007"}, headers=HX).content.decode()
+    assert by_id.count("<article") == 1
+    assert "T-007" in by_id
+    assert "matching “t-007”" in by_id
+    nothing = client.get(url, {"q": "no such words anywhere"}).content.decode()
+    assert "No item matches “no such words anywhere”." in nothing
+    everything = client.get(url).content.decode()
+    assert 'type="search"' in everything
+
+
+def test_dataset_page_formats_each_measure_evenly_and_draws_distributions(
+    client_for, lead, dataset
+):
+    dataset_stats.compute_metrics(dataset_id=dataset.pk)
+    page = client_for(lead).get(reverse("datasets:detail", args=["support"])).content.decode()
+    rows = {
+        m.group(1): re.findall(r'<td class="num">([^<]*)</td>', m.group(2))
+        for m in re.finditer(r'<tr><th scope="row">([^<]+)</th>(.*?)</tr>', page)
+    }
+    # A share is a percentage in each system's mean column, not under p90.
+    markdown = rows["Uses Markdown"]
+    assert markdown[0].endswith("%")
+    assert markdown[1:3] == ["", ""]
+    # One precision per measure: every figure in a row has the same number of decimals.
+    for label, cells in rows.items():
+        places = {len(c.split(".")[1]) if "." in c else 0 for c in cells if c and c[-1] != "%"}
+        assert len(places) <= 1, (label, cells)
+    assert "Distributions per system" in page
+    assert 'aria-label="Length (characters):' in page
+    assert 'aria-label="Latency (latency_ms):' in page
+    assert "style=" not in page

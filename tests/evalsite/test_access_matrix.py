@@ -40,6 +40,7 @@ MATRIX = {
     "reviews:campaign-detail": ("get", slug, allowed(L)),
     "reviews:campaign-progress": ("get", slug, allowed(L, ok=302)),
     "reviews:campaign-edit": ("get", slug, allowed(L)),
+    "reviews:campaign-flags": ("get", slug, allowed(L)),
     "reviews:campaign-pause": ("post", slug, allowed(L, ok=302)),
     "reviews:campaign-resume": ("post", slug, allowed(L, ok=302)),
     "reviews:campaign-close": ("post", slug, allowed(L, ok=302)),
@@ -62,6 +63,9 @@ MATRIX = {
     "exports:import": ("get", slug, allowed(L)),
     "exports:log": ("get", None, allowed(L)),
     "reviews:audit": ("get", None, allowed(L)),
+    "reviews:people": ("get", None, allowed(L)),
+    # An empty form re-renders the People page with its errors.
+    "reviews:people-invite": ("post", None, allowed(L)),
     # Lead and analyst pages.
     "reviews:reports": ("get", None, allowed(L, A)),
     "report:page": ("get", slug, allowed(L, A)),

@@ -257,3 +257,13 @@ def test_rubric_list(client_for, lead, django_assert_max_num_queries):
         response = client.get(reverse("reviews:rubrics"))
     assert response.status_code == 200
     assert "r4" in response.text
+
+
+def test_editing_shows_the_rubric_criteria_only_in_the_leads_words(client_for, lead):
+    rubric = rubrics.get_or_create_default_rubric()
+    page = client_for(lead).get(reverse("reviews:rubric-edit", args=[rubric.pk])).text
+    assert page.count('class="card criterion"') == len(rubric.criteria)  # no permanent blank row
+    assert "Position" in page
+    assert "Remove this criterion" in page
+    assert ">Order:<" not in page
+    assert ">Delete:<" not in page
