@@ -6,6 +6,7 @@ import math
 import krippendorff
 import numpy as np
 import pandas as pd
+from scipy import stats as scipy_stats
 import pytest
 from scipy import sparse
 from scipy.stats import beta
@@ -226,7 +227,9 @@ def test_preference_agreement_counts_items_as_units():
     result = stats.preference_agreement(prefs)
     assert result["n_units"] == 2
     assert result["percent_agreement"] == 0.5
-    assert result["fleiss_kappa"] is None  # item c has one judgment
+    # Item c has one judgment: it adds to the category shares (Gwet 2014, section 2.5) and does
+    # not make kappa undefined. p_a = 0.5, shares (1/3, 1/2, 1/6, 0), p_e = 14/36.
+    assert result["fleiss_kappa"] == pytest.approx((0.5 - 14 / 36) / (1 - 14 / 36))
     expected = krippendorff.alpha(
         reliability_data=[[0, 1, 1], [0, 2, NAN]], level_of_measurement="nominal"
     )
@@ -325,7 +328,7 @@ def test_position_bias_is_null_without_decisive_judgments():
 
 
 def test_criteria_summary_pairs_differences_by_item_and_reviewer():
-    """Differences 1, 2, 3: mean 2, sd 1, t(0.975, 2) = 4.303 (t tables), so 2 -/+ 4.303/sqrt 3.
+    """Differences 1, 2 (item a) and 3 (item b): mean 2, clustered by item.
     The unpaired baseline score counts in the baseline mean only."""
     rows = [
         ("a", "r1", "correctness", "baseline", 2.0),
@@ -340,7 +343,9 @@ def test_criteria_summary_pairs_differences_by_item_and_reviewer():
     ]
     scores = pd.DataFrame(rows, columns=["item_id", "reviewer", "criterion", "target", "value"])
     summary = stats.criteria_summary(scores, RUBRIC)
-    half_width = 4.303 / math.sqrt(3)
+    # Design-aware: two items (a: differences 1 and 2, b: 3), residuals summed per item
+    # (-1, +1), V = 2 x 2 / 3^2, t with one degree of freedom (items - 1).
+    half_width = 12.706 * math.sqrt(4 / 9)
     assert summary["correctness"]["baseline_mean"] == pytest.approx(11 / 4)
     assert summary["correctness"]["candidate_mean"] == pytest.approx(4.0)
     assert summary["correctness"]["mean_diff"] == pytest.approx(2.0)
@@ -383,9 +388,19 @@ def test_reviewer_summary_counts_pairwise_agreement_with_others():
     assert by_reviewer["r4"]["agreement_with_others"] is None
 
 
+def _effective_p(rate, n_eff, n_items):
+    """Korn & Graubard (1998) by hand: n_eff scaled by (z / t_{items-1})^2, then the exact
+    binomial test on the rounded effective counts."""
+    n = n_eff * (scipy_stats.norm.ppf(0.975) / scipy_stats.t.ppf(0.975, n_items - 1)) ** 2
+    n = max(1, round(n))
+    return scipy_stats.binomtest(round(rate * n), n, 0.5).pvalue
+
+
 def test_slice_summary_tests_each_slice_and_holm_adjusts_across_keys():
-    """billing: 9 wins of 10 decisive -> p = 22/1024; shipping: 1 of 2 -> p = 1.
-    region eu holds both -> 10 of 12, p = 2 x (1 + 12 + 66)/4096. Holm over the three."""
+    """billing: 9 wins of 10 decisive, one per item: residuals 0.1 (x9) and -0.9, V = (10/9) x
+    0.9 / 10^2 = 0.01, n_eff = 0.09 / 0.01 = 9. shipping: 1 of 2, n_eff = 0.25 / 0.25 = 1. region
+    eu holds both: 10 of 12, V = (12/11)(60/36) / 144, n_eff = (5/36) / V = 11. Holm over the
+    three."""
     rows = [(f"b{k}", "r1", "candidate", True) for k in range(9)]
     rows += [("b9", "r1", "baseline", True), ("b9", "r2", "tie", True)]
     rows += [("s0", "r1", "candidate", True), ("s1", "r1", "baseline", True)]
@@ -401,12 +416,15 @@ def test_slice_summary_tests_each_slice_and_holm_adjusts_across_keys():
     eu = result["region"]["eu"]
     assert billing["n_judgments"] == 11
     assert billing["win_rate"] == 0.9
-    assert billing["p_value"] == pytest.approx(22 / 1024)
+    p_billing, p_eu = _effective_p(0.9, 9, 10), _effective_p(10 / 12, 11, 12)
+    assert billing["p_value"] == pytest.approx(p_billing)
     assert shipping["p_value"] == pytest.approx(1.0)
-    assert eu["p_value"] == pytest.approx(2 * 79 / 4096)
-    # Holm by hand: sorted 22/1024 < 158/4096 < 1, times 3, 2 and 1.
-    assert billing["p_holm"] == pytest.approx(3 * 22 / 1024)
-    assert eu["p_holm"] == pytest.approx(2 * 158 / 4096)
+    assert eu["p_value"] == pytest.approx(p_eu)
+    # Judgments that are independent (one per item) are no more sure than the binomial says.
+    assert billing["p_value"] >= 22 / 1024
+    low, high = sorted([p_billing, p_eu])
+    assert min(billing["p_holm"], eu["p_holm"]) == pytest.approx(3 * low)
+    assert max(billing["p_holm"], eu["p_holm"]) == pytest.approx(max(3 * low, 2 * high))
     assert shipping["p_holm"] == pytest.approx(1.0)
 
 
@@ -596,6 +614,7 @@ def test_compute_report_has_the_design_sections_and_plain_json():
         "p_candidate_better",
         "p_non_inferior",
         "margin",
+        "design_effect",
         "length_controlled_win_rate",
         "stopping",
     ]
@@ -604,12 +623,19 @@ def test_compute_report_has_the_design_sections_and_plain_json():
     assert set(report["agreement"]) == {"preference", "correctness", "refusal_ok", "overall"}
     assert set(report["agreement"]["preference"]) == {
         "krippendorff_alpha",
+        "krippendorff_alpha_ci95",
         "fleiss_kappa",
+        "fleiss_kappa_ci95",
         "gwet_ac1",
+        "gwet_ac1_ci95",
         "percent_agreement",
         "n_units",
     }
-    assert report["agreement"]["preference"]["fleiss_kappa"] is not None  # overlap 3 everywhere
+    agreement = report["agreement"]["preference"]
+    assert agreement["fleiss_kappa"] is not None  # overlap 3 everywhere
+    for name in ("krippendorff_alpha", "fleiss_kappa", "gwet_ac1"):
+        lo, hi = agreement[f"{name}_ci95"]
+        assert lo < agreement[name] < hi
     assert report["agreement"]["correctness"]["level"] == "ordinal"
     assert "krippendorff_alpha_interval" in report["agreement"]["overall"]
     assert report["agreement"]["refusal_ok"] == {
@@ -654,8 +680,11 @@ def test_compute_report_on_empty_frames_is_all_null():
         assert preference[key] is None
     assert report["agreement"]["preference"] == {
         "krippendorff_alpha": None,
+        "krippendorff_alpha_ci95": None,
         "fleiss_kappa": None,
+        "fleiss_kappa_ci95": None,
         "gwet_ac1": None,
+        "gwet_ac1_ci95": None,
         "percent_agreement": None,
         "n_units": 0,
     }
@@ -684,7 +713,11 @@ def test_compute_report_with_a_single_rater_and_only_ties():
         if key != "n_units"
     )
     assert report["agreement"]["overall"]["krippendorff_alpha"] is None
-    assert report["criteria"]["overall"] == {"mean": 4.0, "ci95": [4.0, 4.0]}
+    # Six identical scores: no spread seen is not certainty; the interval is that of one item in
+    # six moving by half the 1-5 scale.
+    overall = report["criteria"]["overall"]
+    assert overall["mean"] == 4.0
+    assert overall["ci95"][0] < 4.0 < overall["ci95"][1]
     assert report["reviewers"] == [
         {"reviewer": "solo", "n": 6, "median_seconds": 30.0, "agreement_with_others": None}
     ]
