@@ -214,10 +214,10 @@ def items_to_decide(
 
     if p_now >= threshold or p_now <= 1 - threshold:
         return 0
-    return _smallest(decided, cap)
+    return smallest(decided, cap)
 
 
-def _smallest(decided, cap: int) -> int | None:
+def smallest(decided, cap: int) -> int | None:
     if not decided(cap):
         return None
     low, high = 0, 1

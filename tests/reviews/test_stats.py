@@ -309,6 +309,15 @@ def test_holm_matches_wikipedia_example():
     assert stats.holm([0.01, 0.04, 0.03, 0.005]) == pytest.approx([0.03, 0.06, 0.06, 0.02])
 
 
+@pytest.mark.parametrize("seed", range(5))
+def test_holm_equals_statsmodels_multipletests(seed):
+    from statsmodels.stats.multitest import multipletests
+
+    p = np.random.default_rng(seed).uniform(0, 0.2, 12)
+    p[3] = p[7]  # ties keep their order
+    assert stats.holm(list(p)) == pytest.approx(list(multipletests(p, method="holm")[1]))
+
+
 def test_position_bias_binomial_test_matches_hand_computation():
     """9 of 10 decisive judgments chose the left side: two-sided exact p = 2 (C(10,9) + C(10,10))
     / 2^10 = 22/1024. Ties do not count."""
