@@ -27,7 +27,7 @@ from psycopg import sql
 
 from reviews.exports.writing import reviewer_pseudonym
 from reviews.models import Campaign, CampaignItem, Judgment, Report
-from reviews.reports import calibration, stats
+from reviews.reports import calibration, decision, stats
 
 logger = logging.getLogger(__name__)
 
@@ -522,6 +522,68 @@ def calibrate(
     return results, verdict
 
 
+def judge_preferences(campaign: Campaign) -> dict[int, str]:
+    """item_id -> the pairs file's auto_preference (a system's name, tie or both_bad), read as
+    candidate / baseline / tie / both_bad; other values are no verdict."""
+    names = {
+        campaign.baseline.name.casefold(): "baseline",
+        campaign.candidate.name.casefold(): "candidate",
+        **{p: p for p in stats.PREFERENCES},
+    }
+    rows = (
+        CampaignItem.objects.filter(campaign=campaign)
+        .exclude(item__auto_preference="")
+        .values_list("item_id", "item__auto_preference")
+    )
+    verdicts = {item: names.get(value.strip().casefold()) for item, value in rows.iterator()}
+    return {item: verdict for item, verdict in verdicts.items() if verdict is not None}
+
+
+def decide(
+    campaign: Campaign,
+    report: dict[str, Any],
+    prefs: pd.DataFrame,
+    scores: pd.DataFrame,
+    calibrated: dict[str, Any],
+) -> dict[str, Any]:
+    """The report's decision (reviews/reports/decision.py): "calibrated" when the judge's
+    verdicts were calibrated, else "human" on the reviewers' own labels."""
+    cal = report["calibration"]
+    criteria = {name: entry for name, entry in cal.items() if name != "preference"}
+    pref_cal = cal.get("preference") or {}
+    threshold = campaign.decision_threshold
+    if criteria or pref_cal.get("p_non_inferior") is not None:
+        gating = [n for n, e in criteria.items() if e.get("critical")] or list(criteria)
+        judged = pref_cal.get("p_non_inferior") is not None
+        return decision.decide(
+            basis="calibrated",
+            threshold=threshold,
+            preference=pref_cal["p_non_inferior"] if judged else report["preference"].get(
+                "p_non_inferior"
+            ),
+            preference_gates=judged,
+            criteria={n: criteria[n]["difference"]["p_non_inferior"] for n in gating},
+            more_labels_needed=calibrated.get("more_labels_needed"),
+        )
+    rubric = list(campaign.rubric.criteria or [])
+    prepared = stats._prepare_scores(scores)
+    critical = [
+        c for c in rubric if c.get("critical") and c.get("per", "response") == "response"
+    ]
+    return decision.human_decision(
+        preference=report["preference"],
+        criteria={
+            c["name"]: stats.criterion_non_inferiority(
+                stats._criterion_rows(prepared, c), c, margin=campaign.margin
+            )
+            for c in critical
+        },
+        threshold=threshold,
+        margin=campaign.margin,
+        n_items=report["n_items"],
+    )
+
+
 def aggregate(campaign: Campaign) -> dict[str, Any]:
     """The full report (DESIGN.md, "Report") for the campaign's current judgments."""
     return _aggregate(campaign)[0]
@@ -547,7 +609,13 @@ def _aggregate(campaign: Campaign) -> tuple[dict[str, Any], str]:
             seed=campaign.seed,
         ),
     }
-    report["calibration"], report["decision"] = calibrate(campaign, scores, items, criteria)
+    report["calibration"], calibrated = calibrate(campaign, scores, items, criteria)
+    judged = calibration.calibrate_preference(
+        stats.majority_preference(prefs), judge_preferences(campaign), margin=campaign.margin
+    )
+    if judged is not None:
+        report["calibration"]["preference"] = judged
+    report["decision"] = decide(campaign, report, prefs, scores, calibrated)
     return report, key
 
 

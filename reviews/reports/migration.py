@@ -176,7 +176,7 @@ def criterion_rows(cal: dict[str, dict], rubric: list[dict]) -> list[dict[str, A
                     "ci95": figures["ci95"],
                     "sensitivity": se,
                     "specificity": sp,
-                    "chance": se is not None and sp is not None and se + sp <= 1,
+                    "chance": calibration.no_better_than_chance(se, sp),
                     "n_judge_only": figures["n_judge_only"],
                 }
             )

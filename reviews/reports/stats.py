@@ -628,6 +628,24 @@ def reviewer_summary(prefs: pd.DataFrame) -> list[dict[str, Any]]:
     return sorted(rows, key=lambda row: row["reviewer"])
 
 
+def majority_preference(prefs: pd.DataFrame) -> dict[Any, str]:
+    """Per item, the preference most of its reviewers gave; items without a strict majority (a
+    tie between answers) are left out."""
+    items, n_items, codes = _prefs_codes(prefs)
+    if n_items == 0:
+        return {}
+    known = codes >= 0
+    table = _counts_table(items[known], codes[known], n_items, len(PREFERENCES))
+    top = table.argmax(axis=1)
+    best = table.max(axis=1)
+    unique = (table == best[:, None]).sum(axis=1) == 1
+    names = _codes(prefs["item_id"])[1]
+    return {
+        names[i].item() if hasattr(names[i], "item") else names[i]: PREFERENCES[top[i]]
+        for i in np.flatnonzero(unique & (best > 0))
+    }
+
+
 def holm(p_values: list[float]) -> list[float]:
     """Holm (1979) step-down adjusted p-values: sorted ascending, the i-th (from 0) times
     (m - i), made monotone, capped at 1. Written out because statsmodels' multipletests ran a
