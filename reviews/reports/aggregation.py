@@ -143,7 +143,7 @@ def _judgments_csv_sql(campaign_id: int, columns: list[tuple[str, str]]) -> sql.
     ]
     fields = [
         sql.SQL("j.id"), sql.SQL("j.item_id"), sql.SQL("j.reviewer_id"), sql.SQL("j.preference"),
-        sql.SQL("CASE WHEN j.source = 'imported' THEN '' WHEN j.candidate_left THEN '1' "
+        sql.SQL("CASE WHEN NOT j.placement_known THEN '' WHEN j.candidate_left THEN '1' "
                 "ELSE '0' END"),
         sql.SQL("coalesce(j.duration_seconds::text, '')"),
         *extracted,
@@ -224,14 +224,11 @@ def _judgment_frames_copy(
     return raw, flat, key
 
 
-def _shown_left(left: Iterable[bool], source: Iterable[str]) -> np.ndarray:
-    """1.0 / 0.0 where the candidate was shown on the left; NaN for imported judgments, whose
-    placement is unknown, so that they stay out of the position-bias figure."""
+def _shown_left(left: Iterable[bool], known: Iterable[bool]) -> np.ndarray:
+    """1.0 / 0.0 where the candidate was shown on the left; NaN where the placement is unknown
+    (imported without a left_system column), so that those stay out of the position-bias figure."""
     return np.asarray(
-        [
-            np.nan if src == "imported" else float(lft)
-            for lft, src in zip(left, source, strict=True)
-        ],
+        [float(lft) if knw else np.nan for lft, knw in zip(left, known, strict=True)],
         dtype=float,
     )
 
@@ -251,7 +248,7 @@ def _judgment_frames_orm(campaign_id: int) -> tuple[pd.DataFrame, pd.DataFrame, 
             "duration_seconds",
             "submitted_at",
             "scores",
-            "source",
+            "placement_known",
         )
     )
     prefs_parts, score_parts = [], []
@@ -260,7 +257,7 @@ def _judgment_frames_orm(campaign_id: int) -> tuple[pd.DataFrame, pd.DataFrame, 
 
     def flush() -> None:
         nonlocal offset, last_id, last_at
-        ids, items, reviewers, preference, left, seconds, at, scores, source = zip(
+        ids, items, reviewers, preference, left, seconds, at, scores, known = zip(
             *chunk, strict=True
         )
         rows = np.arange(offset, offset + len(chunk))
@@ -270,7 +267,7 @@ def _judgment_frames_orm(campaign_id: int) -> tuple[pd.DataFrame, pd.DataFrame, 
                     "item_id": np.asarray(items, dtype=np.int64),
                     "reviewer_id": np.asarray(reviewers, dtype=np.int64),
                     "preference": pd.Categorical(preference, categories=stats.PREFERENCES),
-                    "candidate_left": _shown_left(left, source),
+                    "candidate_left": _shown_left(left, known),
                     "duration_seconds": np.asarray(
                         [np.nan if s is None else s for s in seconds], dtype=float
                     ),

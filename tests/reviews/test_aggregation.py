@@ -444,7 +444,7 @@ def test_postgres_copy_path_reads_the_same_frames_as_the_orm_path(known_campaign
 def test_imported_judgments_stay_out_of_the_position_bias(known_campaign):
     graded = aggregation.aggregate(known_campaign)["position_bias"]["n"]
     assert graded > 0
-    Judgment.objects.filter(campaign=known_campaign).update(source="imported")
+    Judgment.objects.filter(campaign=known_campaign).update(source="imported", placement_known=False)
     assert aggregation.aggregate(known_campaign)["position_bias"] == {
         "left_rate": None,
         "n": 0,
