@@ -4,25 +4,24 @@ from django.db import migrations, models
 
 
 class Migration(migrations.Migration):
-
     dependencies = [
-        ('reviews', '0003_assignment_next_item_index'),
+        ("reviews", "0003_assignment_next_item_index"),
     ]
 
     operations = [
         migrations.AddField(
-            model_name='campaign',
-            name='operational_gates',
+            model_name="campaign",
+            name="operational_gates",
             field=models.JSONField(blank=True, default=list),
         ),
         migrations.AddField(
-            model_name='campaign',
-            name='segment_key',
+            model_name="campaign",
+            name="segment_key",
             field=models.CharField(blank=True, max_length=100),
         ),
         migrations.AddField(
-            model_name='judgment',
-            name='placement_known',
+            model_name="judgment",
+            name="placement_known",
             field=models.BooleanField(default=True),
         ),
         # Judgments imported before this migration never recorded which side was shown.

@@ -555,18 +555,16 @@ def decide(
         return decision.decide(
             basis="calibrated",
             threshold=threshold,
-            preference=pref_cal["p_non_inferior"] if judged else report["preference"].get(
-                "p_non_inferior"
-            ),
+            preference=pref_cal["p_non_inferior"]
+            if judged
+            else report["preference"].get("p_non_inferior"),
             preference_gates=judged,
             criteria={n: criteria[n]["difference"]["p_non_inferior"] for n in gating},
             more_labels_needed=calibrated.get("more_labels_needed"),
         )
     rubric = list(campaign.rubric.criteria or [])
     prepared = stats._prepare_scores(scores)
-    critical = [
-        c for c in rubric if c.get("critical") and c.get("per", "response") == "response"
-    ]
+    critical = [c for c in rubric if c.get("critical") and c.get("per", "response") == "response"]
     return decision.human_decision(
         preference=report["preference"],
         criteria={

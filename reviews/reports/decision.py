@@ -21,7 +21,6 @@ P(non-inferior), the one the verdict rests on, and the figure every page shows.
 
 from __future__ import annotations
 
-import math
 from collections.abc import Mapping
 from typing import Any
 
@@ -29,6 +28,18 @@ from reviews.reports import uncertainty
 from reviews.reports.calibration import criterion_verdict
 
 CAP = 1_000_000
+
+
+def probability_text(p: float | None) -> str:
+    """A probability as every page prints it: three decimals, never rounded to certainty (so
+    the headline and the tables say the same number)."""
+    if p is None:
+        return "n/a"
+    if p > 0.9995:
+        return "> 0.999"
+    if p < 0.0005:
+        return "< 0.001"
+    return f"{p:.3f}"
 
 
 def overall(verdicts: list[str]) -> str:

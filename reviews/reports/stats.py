@@ -390,8 +390,10 @@ def agreement_intervals(
     result = {}
     for name, values in (("krippendorff_alpha", alpha), ("fleiss_kappa", kappa), ("gwet_ac1", ac1)):
         values = np.where(varied & (w_pair > 0), values, np.nan)
-        result[name] = None if np.isnan(values).mean() > 0.5 else _pair(
-            uncertainty.percentile_interval(values)
+        result[name] = (
+            None
+            if np.isnan(values).mean() > 0.5
+            else _pair(uncertainty.percentile_interval(values))
         )
     return result
 
@@ -499,7 +501,9 @@ def _criterion_summary(rows: dict[str, np.ndarray], criterion: dict[str, Any]) -
     values = rows["value"]
     span = criterion_span(criterion)
     if criterion.get("per") == "pair":
-        design = uncertainty.mean(values, items=rows["item"], reviewers=rows["reviewer"], scale=span)
+        design = uncertainty.mean(
+            values, items=rows["item"], reviewers=rows["reviewer"], scale=span
+        )
         return {"mean": _num(values.mean()) if len(values) else None, "ci95": _pair(design["ci95"])}
     is_candidate = rows["target"] == 1
     # Pair each candidate score with the baseline score of the same item and reviewer.
@@ -515,7 +519,9 @@ def _criterion_summary(rows: dict[str, np.ndarray], criterion: dict[str, Any]) -
     diff = values[is_candidate][paired] - baseline_values[at[paired]]
     candidate_rows = np.flatnonzero(is_candidate)[paired]
     design = uncertainty.mean(
-        diff, items=rows["item"][candidate_rows], reviewers=rows["reviewer"][candidate_rows],
+        diff,
+        items=rows["item"][candidate_rows],
+        reviewers=rows["reviewer"][candidate_rows],
         scale=span,
     )
     return {
@@ -549,14 +555,16 @@ def criterion_non_inferiority(
     if criterion.get("direction") == "lower_is_better":
         diff = -diff
     design = uncertainty.mean(
-        diff, items=rows["item"][candidate_rows[paired]],
-        reviewers=rows["reviewer"][candidate_rows[paired]], margin=margin,
+        diff,
+        items=rows["item"][candidate_rows[paired]],
+        reviewers=rows["reviewer"][candidate_rows[paired]],
+        margin=margin,
     )
     return {
         "difference": design["mean"],
         "ci95": _pair(design["ci95"]),
         "se": design["se"],
-        "n_items": int(len(np.unique(rows["item"][candidate_rows[paired]]))),
+        "n_items": len(np.unique(rows["item"][candidate_rows[paired]])),
         "p_non_inferior": design["p_non_inferior"],
     }
 
@@ -833,9 +841,7 @@ def compute_report(
             "margin": float(margin),
             "design_effect": _num(design["design_effect"]),
             "length_controlled_win_rate": length_controlled_win_rate(prefs),
-            "stopping": stopping_guidance(
-                counts, margin=margin, n_effective=design["n_effective"]
-            ),
+            "stopping": stopping_guidance(counts, margin=margin, n_effective=design["n_effective"]),
         },
         "agreement": {
             "preference": preference_agreement(prefs, seed=seed),

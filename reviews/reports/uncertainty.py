@@ -201,12 +201,19 @@ def mean(
 
 
 def items_to_decide(
-    *, p_now: float, estimate: float, se: float, n_items: int, margin: float, threshold: float,
+    *,
+    p_now: float,
+    estimate: float,
+    se: float,
+    n_items: int,
+    margin: float,
+    threshold: float,
     cap: int = 1_000_000,
 ) -> int | None:
     """More items (at the current estimate and per-item spread) until P(non-inferior) of a mean
     difference reaches `threshold` or falls to 1 - threshold; 0 when decided, None at the cap.
     The standard error shrinks as 1 / sqrt(items) (clusters are the unit of information)."""
+
     def decided(more: int) -> bool:
         s = se * math.sqrt(n_items / (n_items + more))
         p = float(stats.norm.sf((-margin - estimate) / s))

@@ -14,6 +14,7 @@ from evalsite.roles import ANALYST, LEAD, role_required
 from reviews import access
 from reviews.models import Campaign, Report
 from reviews.reports import aggregation
+from reviews.reports.decision import probability_text
 
 PAGE = "reviews/report.html"
 DECISIONS = {
@@ -103,17 +104,6 @@ def report_context(campaign: Campaign) -> dict[str, Any]:
         "decision_basis": BASES.get((r.get("decision") or {}).get("basis"), ""),
         "decision_probability": probability_text((r.get("decision") or {}).get("probability")),
     }
-
-
-def probability_text(p: float | None) -> str:
-    """A probability as every page prints it: three decimals, never rounded up to certainty."""
-    if p is None:
-        return "n/a"
-    if p > 0.9995:
-        return "> 0.999"
-    if p < 0.0005:
-        return "< 0.001"
-    return f"{p:.3f}"
 
 
 def headline(pref: dict, threshold: float) -> str:

@@ -288,9 +288,13 @@ def test_a_pairwise_judge_is_calibrated_against_the_reviewers_majority(db):
     result = aggregation.run_aggregation(campaign_id=campaign.pk).result
 
     judged = result["calibration"]["preference"]
-    assert {"confusion", "judge_accuracy", "judge_accuracy_ci95", "win_rate", "win_rate_ci95"} <= set(
-        judged
-    )
+    assert {
+        "confusion",
+        "judge_accuracy",
+        "judge_accuracy_ci95",
+        "win_rate",
+        "win_rate_ci95",
+    } <= set(judged)
     assert judged["confusion"]["candidate"]["candidate"] == 29
     assert judged["confusion"]["candidate"]["tie"] == 1
     assert judged["confusion"]["baseline"]["baseline"] == 9
@@ -444,7 +448,9 @@ def test_postgres_copy_path_reads_the_same_frames_as_the_orm_path(known_campaign
 def test_imported_judgments_stay_out_of_the_position_bias(known_campaign):
     graded = aggregation.aggregate(known_campaign)["position_bias"]["n"]
     assert graded > 0
-    Judgment.objects.filter(campaign=known_campaign).update(source="imported", placement_known=False)
+    Judgment.objects.filter(campaign=known_campaign).update(
+        source="imported", placement_known=False
+    )
     assert aggregation.aggregate(known_campaign)["position_bias"] == {
         "left_rate": None,
         "n": 0,

@@ -6,9 +6,9 @@ import math
 import krippendorff
 import numpy as np
 import pandas as pd
-from scipy import stats as scipy_stats
 import pytest
 from scipy import sparse
+from scipy import stats as scipy_stats
 from scipy.stats import beta
 
 from reviews.reports import stats

@@ -14,7 +14,7 @@ import pytest
 from benchmarks.coverage import MARGIN, Scenario, rates
 
 REPS = 80
-CLUSTERED = dict(k=5, concentration=1.0, n_items=60)
+CLUSTERED = {"k": 5, "concentration": 1.0, "n_items": 60}
 
 
 @pytest.fixture(scope="module")
