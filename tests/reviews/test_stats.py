@@ -759,3 +759,116 @@ def test_compute_report_accepts_integer_and_categorical_ids():
     meta_int = item_meta.assign(item_id=item_meta["item_id"].map(as_numbers))
     report = stats.compute_report(prefs_int, scores_cat, meta_int, rubric=RUBRIC, margin=0.05)
     assert _flatten(report) == pytest.approx(expected)
+
+
+# --- Design-aware uncertainty (reviews/reports/uncertainty.py) ---------------------------------
+
+
+def test_cluster_variance_equals_statsmodels_one_and_two_way_clustering():
+    """Cameron, Gelbach & Miller (2011) as statsmodels implements it: a mean's variance clustered
+    by item, and by item and reviewer (each item graded once by 3 of 12 reviewers)."""
+    import statsmodels.api as sm
+    from statsmodels.stats.sandwich_covariance import cov_cluster, cov_cluster_2groups
+
+    from reviews.reports import uncertainty
+
+    rng = np.random.default_rng(0)
+    items = np.repeat(np.arange(60), 3)
+    reviewers = (items + np.tile(np.arange(3), 60) * 4) % 12
+    y = rng.normal(size=len(items)) + items * 0.05 + reviewers * 0.1
+    fit = sm.OLS(y, np.ones(len(y))).fit()
+    ones = np.ones(len(y))
+    by_item = uncertainty.ratio_variance(y, ones, items=items)[1]
+    assert by_item == pytest.approx(cov_cluster(fit, items)[0, 0])
+    two_way, _, _ = cov_cluster_2groups(fit, items, reviewers)
+    _, variance, details = uncertainty.ratio_variance(y, ones, items=items, reviewers=reviewers)
+    assert details["design"] == "items and reviewers"
+    assert variance == pytest.approx(two_way[0, 0])
+
+
+def test_few_reviewers_cluster_on_items_only():
+    from reviews.reports import uncertainty
+
+    items = np.repeat(np.arange(20), 3)
+    reviewers = np.tile(np.arange(3), 20)
+    y = np.random.default_rng(1).normal(size=60)
+    _, variance, details = uncertainty.ratio_variance(
+        y, np.ones(60), items=items, reviewers=reviewers
+    )
+    assert details["design"] == "items"
+    assert variance == uncertainty.ratio_variance(y, np.ones(60), items=items)[1]
+
+
+def test_win_rate_interval_widens_when_judgments_of_an_item_agree():
+    """Three reviewers who always agree on an item carry one item's evidence, not three
+    judgments': the design effect is ~3 and the interval as wide as with one judgment per item."""
+    rows = []
+    for i in range(40):
+        choice = "candidate" if i % 5 else "baseline"
+        rows += [(f"i{i}", f"r{j}", choice, True) for j in range(3)]
+    clustered = stats.preference_uncertainty(make_prefs(rows), margin=0.05)
+    single = stats.preference_uncertainty(make_prefs(rows[::3]), margin=0.05)
+    assert clustered["rate"] == single["rate"] == 0.8
+    assert clustered["design_effect"] / single["design_effect"] == pytest.approx(3)
+    width = clustered["ci95"][1] - clustered["ci95"][0]
+    assert width == pytest.approx(single["ci95"][1] - single["ci95"][0], rel=0.05)
+    wilson = stats.wilson_interval(96, 120)
+    assert width > 1.5 * (wilson[1] - wilson[0])
+
+
+def test_every_judgment_for_the_candidate_is_not_certainty():
+    prefs = make_prefs([(f"i{i}", f"r{j}", "candidate", True) for i in range(10) for j in range(3)])
+    design = stats.preference_uncertainty(prefs, margin=0.05)
+    lo, hi = design["ci95"]
+    assert hi == 1.0 and 0.8 < lo < 1.0
+    bootstrap = stats.item_bootstrap_ci(prefs)
+    assert bootstrap != [1.0, 1.0]
+    assert bootstrap[0] < 1.0
+    assert design["p_non_inferior"] < 1.0
+
+
+def test_no_decisive_judgment_gives_no_probability_not_the_prior():
+    report = stats.compute_report(*empty_frames(), rubric=RUBRIC, margin=0.05)
+    assert report["preference"]["p_non_inferior"] is None
+    assert report["preference"]["p_candidate_better"] is None
+    ties = make_prefs([("a", "r1", "tie", True), ("b", "r1", "both_bad", True)])
+    assert stats.preference_uncertainty(ties, margin=0.05)["p_non_inferior"] is None
+
+
+def test_one_single_reviewer_item_leaves_fleiss_kappa_defined():
+    rows = [(f"i{i}", f"r{j}", ("candidate", "baseline")[(i + j) % 2 * (i % 3 == 0)], True)
+            for i in range(12) for j in range(3)]  # fmt: skip
+    rows.append(("lonely", "r0", "tie", True))
+    agreement = stats.preference_agreement(make_prefs(rows))
+    assert agreement["fleiss_kappa"] is not None
+    # Without the lonely item, equal raters everywhere: Fleiss (1971) as statsmodels has it.
+    equal = stats.preference_agreement(make_prefs(rows[:-1]))
+    table = np.zeros((12, 4))
+    for item, _, pref, _ in rows[:-1]:
+        table[int(item[1:]), stats.PREFERENCES.index(pref)] += 1
+    assert equal["fleiss_kappa"] == pytest.approx(stats.fleiss_kappa(table))
+
+
+def test_agreement_intervals_equal_resampling_items_directly():
+    """The pooled multinomial bootstrap draws the same replicates as resampling the table's rows
+    with the same counts."""
+    rng = np.random.default_rng(3)
+    table = np.zeros((30, 4))
+    for unit in range(30):
+        for _ in range(3):
+            table[unit, rng.choice(4, p=[0.5, 0.3, 0.15, 0.05]) if unit % 4 else 0] += 1
+    intervals = stats.agreement_intervals(table, n_boot=400, seed=9)
+    patterns, sizes = np.unique(table, axis=0, return_counts=True)
+    draws = np.random.default_rng(9).multinomial(30, sizes / 30, size=400)
+    direct = {"krippendorff_alpha": [], "fleiss_kappa": [], "gwet_ac1": []}
+    for w in draws:
+        resampled = np.repeat(patterns, w, axis=0)
+        direct["krippendorff_alpha"].append(
+            stats.krippendorff_alpha_counts(resampled, np.arange(4), "nominal")
+        )
+        direct["fleiss_kappa"].append(stats.fleiss_kappa_unequal(resampled))
+        direct["gwet_ac1"].append(stats.gwet_ac1(resampled, n_categories=4))
+    for name, values in direct.items():
+        values = np.array([np.nan if v is None else v for v in values])
+        expected = np.quantile(values[np.isfinite(values)], [0.025, 0.975])
+        assert intervals[name] == pytest.approx(list(expected)), name
