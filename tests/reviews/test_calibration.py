@@ -311,7 +311,7 @@ def test_a_judge_that_never_passes_a_human_pass_is_no_better_than_chance():
 
 
 def test_pairwise_judge_calibration_against_the_majority():
-    human = {i: "candidate" for i in range(30)} | {i: "baseline" for i in range(30, 40)}
+    human = dict.fromkeys(range(30), "candidate") | dict.fromkeys(range(30, 40), "baseline")
     human |= {40: "tie"}
     judge = dict(human)
     judge[0], judge[35], judge[40] = "baseline", "candidate", "both_bad"
