@@ -325,14 +325,20 @@ def fleiss_kappa_unequal(table: np.ndarray) -> float | None:
     equal ratings per unit it is Fleiss 1971, so one item graded by a single reviewer no longer
     makes kappa undefined for the whole campaign). None without a pairable unit or variation."""
     counts = np.asarray(table, dtype=float)
-    if counts.ndim != 2:
+    if counts.ndim != 2 or counts.shape[0] == 0:
         return None
     counts = counts[counts.sum(axis=1) >= 1]
-    pa = percent_agreement(counts)
-    pairable = counts[counts.sum(axis=1) >= 2]
-    if pa is None or np.count_nonzero(pairable.sum(axis=0)) < 2:
+    if len(counts) == 0:
         return None
-    shares = (counts / counts.sum(axis=1, keepdims=True)).mean(axis=0)
+    # Pooled by distinct count vector, so that the order of the items cannot change the last bits.
+    patterns, sizes = np.unique(counts, axis=0, return_counts=True)
+    m = patterns.sum(axis=1)
+    pairable = m >= 2
+    if not pairable.any() or np.count_nonzero(patterns[pairable].sum(axis=0)) < 2:
+        return None
+    agree = (patterns * (patterns - 1)).sum(axis=1)[pairable] / (m * (m - 1))[pairable]
+    pa = float(sizes[pairable] @ agree / sizes[pairable].sum())
+    shares = sizes @ (patterns / m[:, None]) / sizes.sum()
     pe = float((shares**2).sum())
     return _num((pa - pe) / (1 - pe)) if pe < 1 else None
 

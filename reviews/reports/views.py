@@ -95,7 +95,7 @@ def report_context(campaign: Campaign) -> dict[str, Any]:
         "win_bar": win_rate_bar(pref),
         "criteria_plot": forest(criteria_rows(r["criteria"], rubric), -1.0, 1.0, 0.0),
         "slice_plot": forest(slice_rows(r["slices"]), 0.0, 1.0, 0.5),
-        "agreement": agreement_rows(r["agreement"]),
+        "agreement": agreement_rows(r["agreement"], list(rubric)),
         "bias": bias_reading(r["position_bias"]),
         "calibration": calibration_rows(r.get("calibration") or {}),
         "judge_preference": (r.get("calibration") or {}).get("preference"),
@@ -255,11 +255,14 @@ COEFFICIENTS = (
 )
 
 
-def agreement_rows(agreement: dict) -> list[dict]:
+def agreement_rows(agreement: dict, order: list[str] | None = None) -> list[dict]:
     """One row per question and coefficient: the preference gets α, κ and AC1 with their
-    item-bootstrap intervals, each criterion its α; each with its plain-language reading."""
+    item-bootstrap intervals, each criterion its α; each with its plain-language reading. The
+    preference first, then the rubric's order (a jsonb column keeps no key order)."""
+    rank = {name: i for i, name in enumerate(["preference", *(order or [])])}
     rows = []
-    for name, figures in agreement.items():
+    for name in sorted(agreement, key=lambda n: rank.get(n, len(rank))):
+        figures = agreement[name]
         for key, label, read in COEFFICIENTS:
             if key not in figures:
                 continue
