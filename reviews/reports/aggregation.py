@@ -27,7 +27,7 @@ from psycopg import sql
 
 from reviews.exports.writing import reviewer_pseudonym
 from reviews.models import Campaign, CampaignItem, Judgment, Report
-from reviews.reports import calibration, decision, stats
+from reviews.reports import calibration, decision, gates, stats
 
 logger = logging.getLogger(__name__)
 
@@ -538,14 +538,15 @@ def judge_preferences(campaign: Campaign) -> dict[int, str]:
 
 def decide(
     campaign: Campaign,
-    report: dict[str, Any],
-    prefs: pd.DataFrame,
+    cal: dict[str, Any],
+    preference: dict[str, Any],
     scores: pd.DataFrame,
     calibrated: dict[str, Any],
+    *,
+    n_items: int,
 ) -> dict[str, Any]:
     """The report's decision (reviews/reports/decision.py): "calibrated" when the judge's
     verdicts were calibrated, else "human" on the reviewers' own labels."""
-    cal = report["calibration"]
     criteria = {name: entry for name, entry in cal.items() if name != "preference"}
     pref_cal = cal.get("preference") or {}
     threshold = campaign.decision_threshold
@@ -555,9 +556,7 @@ def decide(
         return decision.decide(
             basis="calibrated",
             threshold=threshold,
-            preference=pref_cal["p_non_inferior"]
-            if judged
-            else report["preference"].get("p_non_inferior"),
+            preference=pref_cal["p_non_inferior"] if judged else preference.get("p_non_inferior"),
             preference_gates=judged,
             criteria={n: criteria[n]["difference"]["p_non_inferior"] for n in gating},
             more_labels_needed=calibrated.get("more_labels_needed"),
@@ -566,7 +565,7 @@ def decide(
     prepared = stats._prepare_scores(scores)
     critical = [c for c in rubric if c.get("critical") and c.get("per", "response") == "response"]
     return decision.human_decision(
-        preference=report["preference"],
+        preference=preference,
         criteria={
             c["name"]: stats.criterion_non_inferiority(
                 stats._criterion_rows(prepared, c), c, margin=campaign.margin
@@ -575,8 +574,142 @@ def decide(
         },
         threshold=threshold,
         margin=campaign.margin,
-        n_items=report["n_items"],
+        n_items=n_items,
     )
+
+
+def _preference_section(prefs: pd.DataFrame, margin: float) -> dict[str, Any]:
+    """What the decision reads of the report's preference section, for a subset of items."""
+    design = stats.preference_uncertainty(prefs, margin=margin)
+    return {
+        "counts": stats.preference_counts(prefs),
+        "win_rate": design["rate"],
+        "p_non_inferior": design["p_non_inferior"],
+        "design_effect": design["design_effect"],
+    }
+
+
+def _decide_on(
+    campaign: Campaign,
+    frames: tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame],
+    criteria: list[dict],
+    judge_prefs: dict[int, str],
+    *,
+    preference: dict[str, Any] | None = None,
+) -> tuple[dict[str, Any], dict[str, Any]]:
+    """(calibration, decision) over these frames (the campaign's, or one segment's)."""
+    prefs, scores, items = frames
+    cal, calibrated = calibrate(campaign, scores, items, criteria)
+    judged = calibration.calibrate_preference(
+        stats.majority_preference(prefs), judge_prefs, margin=campaign.margin
+    )
+    if judged is not None:
+        cal["preference"] = judged
+    preference = preference or _preference_section(prefs, campaign.margin)
+    n_items = int(prefs["item_id"].nunique())
+    return cal, decide(campaign, cal, preference, scores, calibrated, n_items=n_items)
+
+
+def measure_values(campaign: Campaign, measures: set[str]) -> dict[str, dict[str, dict]]:
+    """measure -> {"baseline" / "candidate": {item_id: value}} from the responses' numeric
+    metadata and automatic metrics (only when the campaign sets operational gates)."""
+    values: dict[str, dict[str, dict]] = {m: {"baseline": {}, "candidate": {}} for m in measures}
+    rows = (
+        CampaignItem.objects.filter(campaign=campaign)
+        .order_by()
+        .values_list(
+            "item_id",
+            "baseline_response__metadata",
+            "baseline_response__metrics",
+            "candidate_response__metadata",
+            "candidate_response__metrics",
+        )
+    )
+    for item, b_meta, b_metrics, c_meta, c_metrics in rows.iterator(chunk_size=CHUNK):
+        for system, sources in (
+            ("baseline", (b_meta, b_metrics)),
+            ("candidate", (c_meta, c_metrics)),
+        ):
+            for source in sources:
+                if not isinstance(source, dict):
+                    continue
+                for measure in measures & source.keys():
+                    value = _number(source[measure])
+                    if value is not None:
+                        values[measure][system].setdefault(item, value)
+    return values
+
+
+def _number(value: Any) -> float | None:
+    if isinstance(value, bool):
+        return float(value)
+    try:
+        number = float(value)
+    except (TypeError, ValueError):
+        return None
+    return number if np.isfinite(number) else None
+
+
+MAX_SEGMENTS = 20
+_GATE_VERDICTS = {"pass": "migrate", "fail": "do_not_migrate", "uncertain": "need_more_labels"}
+
+
+def gate_and_segment(
+    campaign: Campaign,
+    report: dict[str, Any],
+    frames: tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame],
+    item_meta: pd.DataFrame,
+    criteria: list[dict],
+    judge_prefs: dict[int, str],
+) -> None:
+    """Operational gates (reviews/reports/gates.py) and per-segment verdicts into the decision:
+    `decision.gates` {rule: figures}, `decision.segments` {value: {verdict, probability, ...}},
+    and the overall verdict the strictest of the quality verdict, the gates and the segments."""
+    made = report["decision"]
+    rules = list(campaign.operational_gates or [])
+    threshold = campaign.decision_threshold
+    values = measure_values(campaign, {g["measure"] for g in rules}) if rules else {}
+    verdicts = [made["verdict"]]
+    if rules:
+        made["gates"] = gates.evaluate_gates(rules, values, threshold=threshold, seed=campaign.seed)
+        verdicts += [_GATE_VERDICTS[g["verdict"]] for g in made["gates"].values()]
+    key = campaign.segment_key
+    if key:
+        made["segment_key"] = key
+        made["segments"] = {}
+        rows = item_meta[item_meta["key"] == key]
+        by_value = rows.groupby("value")["item_id"].apply(set)
+        for value, members in list(by_value.items())[:MAX_SEGMENTS]:
+            prefs, scores, items = frames
+            subset = (
+                prefs[prefs["item_id"].isin(members)],
+                scores[scores["item_id"].isin(members)],
+                items[items["item_id"].isin(members)],
+            )
+            judged = {i: v for i, v in judge_prefs.items() if i in members}
+            _, segment = _decide_on(campaign, subset, criteria, judged)
+            segment_verdicts = [segment["verdict"]]
+            if rules:
+                segment["gates"] = gates.evaluate_gates(
+                    rules, values, threshold=threshold, seed=campaign.seed, items=members
+                )
+                segment_verdicts += [
+                    _GATE_VERDICTS[g["verdict"]] for g in segment["gates"].values()
+                ]
+            made["segments"][str(value)] = {
+                "verdict": gates.strictest(segment_verdicts),
+                "basis": segment["basis"],
+                "probability": segment["probability"],
+                "n_items": int(subset[0]["item_id"].nunique()),
+                "more_labels_needed": segment["more_labels_needed"],
+                **({"gates": segment["gates"]} if rules else {}),
+            }
+            verdicts.append(made["segments"][str(value)]["verdict"])
+    verdict = gates.strictest(verdicts)
+    if verdict != made["verdict"]:
+        made["verdict"] = verdict
+        if verdict != "need_more_labels":
+            made["more_labels_needed"] = None
 
 
 def aggregate(campaign: Campaign) -> dict[str, Any]:
@@ -604,13 +737,13 @@ def _aggregate(campaign: Campaign) -> tuple[dict[str, Any], str]:
             seed=campaign.seed,
         ),
     }
-    report["calibration"], calibrated = calibrate(campaign, scores, items, criteria)
-    judged = calibration.calibrate_preference(
-        stats.majority_preference(prefs), judge_preferences(campaign), margin=campaign.margin
+    judge_prefs = judge_preferences(campaign)
+    frames = (prefs, scores, items)
+    report["calibration"], report["decision"] = _decide_on(
+        campaign, frames, criteria, judge_prefs, preference=report["preference"]
     )
-    if judged is not None:
-        report["calibration"]["preference"] = judged
-    report["decision"] = decide(campaign, report, prefs, scores, calibrated)
+    if campaign.operational_gates or campaign.segment_key:
+        gate_and_segment(campaign, report, frames, item_meta, criteria, judge_prefs)
     return report, key
 
 

@@ -307,6 +307,64 @@ def test_a_pairwise_judge_is_calibrated_against_the_reviewers_majority(db):
     assert result["decision"]["preference"]["p_non_inferior"] == judged["p_non_inferior"]
 
 
+def _set_latency(campaign, candidate_ms, baseline_ms=800):
+    for ci in campaign.campaign_items.all():
+        Response.objects.filter(pk=ci.baseline_response_id).update(
+            metadata={"latency_ms": baseline_ms}
+        )
+        Response.objects.filter(pk=ci.candidate_response_id).update(
+            metadata={"latency_ms": candidate_ms + ci.pk % 7}
+        )
+
+
+def test_an_operational_gate_can_stop_a_migration_that_quality_allows(db):
+    campaign = _human_campaign(36)
+    _set_latency(campaign, candidate_ms=2000)
+    campaign.operational_gates = [
+        {"measure": "latency_ms", "statistic": "p90", "op": "<=", "limit": 1500.0},
+        {"measure": "latency_ms", "statistic": "mean", "op": "<=", "limit": "baseline"},
+    ]
+    campaign.save(update_fields=["operational_gates"])
+
+    decision = aggregation.run_aggregation(campaign_id=campaign.pk).result["decision"]
+
+    assert decision["criteria"]["correct"]["verdict"] == "pass"  # quality alone would migrate
+    p90 = decision["gates"]["p90 latency_ms <= 1500"]
+    assert p90["verdict"] == "fail"
+    assert p90["probability"] == 0.0
+    assert 2000 <= p90["estimate"] <= 2006
+    assert p90["ci95"][0] <= p90["estimate"] <= p90["ci95"][1]
+    versus = decision["gates"]["mean latency_ms <= baseline"]
+    assert versus["estimate"] == pytest.approx(1200, abs=7)
+    assert decision["verdict"] == "do_not_migrate"
+
+    _set_latency(campaign, candidate_ms=700)
+    decision = aggregation.aggregate(campaign)["decision"]
+    assert {g["verdict"] for g in decision["gates"].values()} == {"pass"}
+    assert decision["verdict"] == "migrate"
+
+
+def test_a_segment_that_loses_makes_the_whole_decision_strictest(db):
+    rubric = factories.RubricFactory(criteria=[])
+    campaign = factories.CampaignFactory(rubric=rubric, margin=0.1, segment_key="region")
+    reviewers = [factories.UserFactory() for _ in range(2)]
+    for n in range(80):
+        region = "eu" if n < 40 else "us"
+        ci = factories.CampaignItemFactory(campaign=campaign, item__metadata={"region": region})
+        wins = n < 40 or n % 10 == 0  # eu: all for the candidate; us: mostly for the baseline
+        for reviewer in reviewers:
+            judge(ci, reviewer, "candidate" if wins else "baseline")
+
+    decision = aggregation.run_aggregation(campaign_id=campaign.pk).result["decision"]
+
+    assert decision["segment_key"] == "region"
+    assert set(decision["segments"]) == {"eu", "us"}
+    assert decision["segments"]["eu"]["verdict"] == "migrate"
+    assert decision["segments"]["us"]["verdict"] == "do_not_migrate"
+    assert decision["segments"]["eu"]["n_items"] == 40
+    assert decision["verdict"] == "do_not_migrate"
+
+
 def test_automated_verdicts_are_calibrated_against_human_majority(db):
     rubric = factories.RubricFactory(
         criteria=[
