@@ -30,6 +30,11 @@ if TYPE_CHECKING:
 
 SYSTEMS = ("baseline", "candidate")
 VERDICT_WORDS = {"pass": "non-inferior", "fail": "worse", "uncertain": "undecided"}
+DECISION_WORDS = {
+    "migrate": "migrate",
+    "do_not_migrate": "do not migrate",
+    "need_more_labels": "need more labels",
+}
 NEXT_BATCH_MAX = 200  # items per informative batch: recompute the report before asking for more
 NEXT_BATCH_VERB = "migration.next_batch"
 
@@ -89,6 +94,24 @@ def page_context(campaign: Campaign, *, can_create_batch: bool) -> dict[str, Any
         "preference": r["preference"],
         "judge_preference": cal.get("preference"),
         "p_better_text": probability_text(r["preference"].get("p_candidate_better")),
+        "gate_rows": [
+            {
+                "rule": rule,
+                **figures,
+                "p_text": probability_text(figures["probability"]),
+                "verdict_words": VERDICT_WORDS.get(figures["verdict"], figures["verdict"]),
+            }
+            for rule, figures in (decision.get("gates") or {}).items()
+        ],
+        "segment_rows": [
+            {
+                "value": value,
+                **figures,
+                "p_text": probability_text(figures["probability"]),
+                "verdict_words": DECISION_WORDS.get(figures["verdict"], figures["verdict"]),
+            }
+            for value, figures in (decision.get("segments") or {}).items()
+        ],
     }
     if not rows:
         context["needs"] = calibration_needs(rubric, has_verdicts=judge_columns(campaign, rubric))
@@ -186,12 +209,17 @@ def decision_sentence(
         which = f"{which} and the preference" if which else "the preference"
     p = dict(entries)
     points = f"{100 * margin:g}-point margin"
+    gate_figures = decision.get("gates") or {}
+    segments = decision.get("segments") or {}
+    key = decision.get("segment_key", "segment")
     if verdict == "migrate":
         lowest = min(p, key=lambda n: p[n] if p[n] is not None else 0.0)
         every = "every " if names else ""
+        also = " Every operational gate is met." if gate_figures else ""
+        also += f" So is every {key}." if segments else ""
         return (
             f"Migrate: {every}{which} is non-inferior with probability ≥ {threshold:g} "
-            f"(lowest: {probability_text(p[lowest])} on {lowest})."
+            f"(lowest: {probability_text(p[lowest])} on {lowest}).{also}"
         )
     judged = {
         n: "uncertain" if v is None else calibration.criterion_verdict(v, threshold=threshold)
@@ -201,16 +229,37 @@ def decision_sentence(
         worse = [
             f"{n} (P(non-inferior) {probability_text(p[n])})" for n in p if judged[n] == "fail"
         ]
-        return (
-            f"Do not migrate: the candidate is worse than the baseline by more than the {points} "
-            f"on {_join(worse)}."
-        )
+        reasons = []
+        if worse:
+            reasons.append(
+                f"the candidate is worse than the baseline by more than the {points} "
+                f"on {_join(worse)}"
+            )
+        reasons += [
+            f"{rule} is not met (probability {probability_text(g['probability'])})"
+            for rule, g in gate_figures.items()
+            if g["verdict"] == "fail"
+        ]
+        reasons += [
+            f"{key} {value} says do not migrate"
+            for value, segment in segments.items()
+            if segment["verdict"] == "do_not_migrate"
+        ]
+        return f"Do not migrate: {_join(reasons or ['see the figures below'])}."
     undecided = [
         f"{n} at P(non-inferior) {probability_text(p[n])}"
         if p[n] is not None
         else f"{n} (no labels yet)"
         for n in p
         if judged[n] == "uncertain"
+    ]
+    undecided += [
+        f"{rule} (probability {probability_text(g['probability'])})"
+        for rule, g in gate_figures.items()
+        if g["verdict"] == "uncertain"
+    ]
+    undecided += [
+        f"{key} {value}" for value, s in segments.items() if s["verdict"] == "need_more_labels"
     ]
     more = decision.get("more_labels_needed")
     if more and n_unassigned is not None and more > n_unassigned:
@@ -228,7 +277,7 @@ def decision_sentence(
             "even many more human-labelled items may not settle it at the judge's current accuracy"
         )
     return (
-        f"Need more human labels: {settle} (undecided: {_join(undecided)}; "
+        f"Need more human labels: {settle} (undecided: {_join(undecided or ['-'])}; "
         f"{threshold:g} is needed)."
     )
 

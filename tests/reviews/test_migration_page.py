@@ -387,3 +387,37 @@ def test_no_button_when_every_item_already_has_reviewers(client_for, lead, scena
     html = client_for(lead).get(page_url(campaign)).content.decode()
     assert "Every item of this campaign already has reviewers" in html
     assert batch_url(campaign) not in html
+
+
+def test_gates_and_segments_are_shown_and_named_in_the_decision(client_for, analyst, undecided):
+    report = report_of(undecided)
+    decision = report.result["decision"]
+    decision["verdict"] = "do_not_migrate"
+    decision["gates"] = {
+        "p90 latency_ms <= 1500": {
+            "estimate": 2003.0, "ci95": [1990.0, 2010.0], "probability": 0.0, "verdict": "fail",
+            "n": 300,
+        }
+    }  # fmt: skip
+    decision["segment_key"] = "region"
+    decision["segments"] = {
+        "eu": {"verdict": "need_more_labels", "probability": 0.9, "n_items": 150,
+               "basis": "calibrated", "more_labels_needed": 40},
+        "us": {"verdict": "do_not_migrate", "probability": 0.01, "n_items": 150,
+               "basis": "calibrated", "more_labels_needed": None},
+    }  # fmt: skip
+    Report.objects.filter(pk=report.pk).update(result=report.result)
+
+    html = client_for(analyst).get(page_url(undecided)).content.decode()
+
+    assert (
+        "Do not migrate: p90 latency_ms &lt;= 1500 is not met (probability &lt; 0.001) and "
+        "region us says do not migrate." in html
+    )
+    gates_table = html[html.index('id="gates"') :]
+    assert "2003.0 (1990.0 to 2010.0)" in gates_table[: gates_table.index("</table>")]
+    segments = html[html.index('id="segments"') :]
+    segments = segments[: segments.index("</table>")]
+    assert "need more labels" in segments
+    assert "do not migrate" in segments
+    assert ">0.900<" in segments
