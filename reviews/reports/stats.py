@@ -318,6 +318,21 @@ def preference_agreement(
     }
 
 
+def _pooled_rows(counts: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Distinct rows of a units x values count matrix and how many units have each. Rows are
+    packed into one integer when they fit (np.unique over axis 0 compares rows as structured
+    records: 1.3 s on 333,334 items, ~0.05 s packed)."""
+    counts = np.asarray(counts)
+    base = int(counts.max(initial=0)) + 1
+    if counts.shape[1] * math.log2(base) < 62:
+        powers = base ** np.arange(counts.shape[1], dtype=np.int64)
+        keys, sizes = np.unique(counts.astype(np.int64) @ powers, return_counts=True)
+        patterns = (keys[:, None] // powers[None, :]) % base
+        return patterns.astype(float), sizes
+    patterns, sizes = np.unique(counts, axis=0, return_counts=True)
+    return patterns.astype(float), sizes
+
+
 def fleiss_kappa_unequal(table: np.ndarray) -> float | None:
     """Fleiss' kappa with any number of ratings per unit: p_a over units with >= 2 ratings,
     p_e = sum pi_k^2 with pi_k the mean share of category k over rated units (Gwet 2014,
@@ -331,7 +346,7 @@ def fleiss_kappa_unequal(table: np.ndarray) -> float | None:
     if len(counts) == 0:
         return None
     # Pooled by distinct count vector, so that the order of the items cannot change the last bits.
-    patterns, sizes = np.unique(counts, axis=0, return_counts=True)
+    patterns, sizes = _pooled_rows(counts)
     m = patterns.sum(axis=1)
     pairable = m >= 2
     if not pairable.any() or np.count_nonzero(patterns[pairable].sum(axis=0)) < 2:
@@ -362,7 +377,7 @@ def agreement_intervals(
     counts = counts[counts.sum(axis=1) >= 1]
     if int((counts.sum(axis=1) >= 2).sum()) < 2:
         return none
-    patterns, sizes = np.unique(counts, axis=0, return_counts=True)
+    patterns, sizes = _pooled_rows(counts)
     q = patterns.shape[1]
     m = patterns.sum(axis=1)
     pairable = m >= 2

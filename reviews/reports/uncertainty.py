@@ -45,13 +45,23 @@ MIN_REVIEWER_CLUSTERS = 10
 CONFIDENCE = 0.95
 
 
+def _dense(groups: np.ndarray) -> np.ndarray:
+    """Non-negative integer codes of the groups. The report passes dense codes already, and
+    bincount on them is O(n) where np.unique sorts (measured: 1.5 s of 6 s CPU on a million
+    judgments)."""
+    groups = np.asarray(groups)
+    if groups.dtype.kind in "iu" and (len(groups) == 0 or groups.min() >= 0):
+        return groups.astype(np.int64, copy=False)
+    return np.unique(groups, return_inverse=True)[1].ravel()
+
+
 def _cluster_sum_sq(groups: np.ndarray, residuals: np.ndarray) -> tuple[float, int]:
     """sum over clusters of (sum of residuals in it)^2, and the number of clusters."""
     if len(groups) == 0:
         return 0.0, 0
-    _, inverse = np.unique(groups, return_inverse=True)
-    totals = np.bincount(inverse.ravel(), weights=residuals)
-    return float((totals**2).sum()), len(totals)
+    codes = _dense(groups)
+    totals = np.bincount(codes, weights=residuals)
+    return float((totals**2).sum()), int(np.count_nonzero(np.bincount(codes)))
 
 
 def _clustered(sum_sq: float, g: int) -> float:
@@ -67,7 +77,7 @@ def ratio_variance(
     y, x = np.asarray(y, dtype=float), np.asarray(x, dtype=float)
     items = np.asarray(items)
     total = float(x.sum())
-    n_items = len(np.unique(items[x != 0])) if len(x) else 0
+    n_items = int(np.count_nonzero(np.bincount(_dense(items[x != 0])))) if len(x) else 0
     details: dict[str, Any] = {"n_items": n_items, "n_reviewers": 0, "design": "items"}
     if total == 0:
         return None, None, details
