@@ -103,7 +103,20 @@ def report_context(campaign: Campaign) -> dict[str, Any]:
         "decision_text": DECISIONS.get((r.get("decision") or {}).get("verdict"), ""),
         "decision_basis": BASES.get((r.get("decision") or {}).get("basis"), ""),
         "decision_probability": probability_text((r.get("decision") or {}).get("probability")),
+        "p_better_text": probability_text(pref.get("p_candidate_better")),
+        "p_non_inferior_text": probability_text(pref.get("p_non_inferior")),
+        "effective": effective_judgments(pref),
     }
+
+
+def effective_judgments(pref: dict) -> dict | None:
+    """How many independent judgments the decisive ones are worth (shown when clustering costs
+    at least 5%): decisive / design effect."""
+    deff, counts = pref.get("design_effect"), pref.get("counts") or {}
+    decisive = counts.get("candidate", 0) + counts.get("baseline", 0)
+    if not deff or deff < 1.05 or not decisive:
+        return None
+    return {"decisive": decisive, "worth": round(decisive / deff), "design_effect": deff}
 
 
 def headline(pref: dict, threshold: float) -> str:

@@ -146,6 +146,17 @@ def test_page_says_the_decision_and_its_basis_for_a_campaign_without_a_judge(
     assert "lowest P(non-inferior)" in decision
 
 
+def test_probabilities_read_the_same_in_the_headline_and_the_table(client_for, analyst):
+    campaign = campaign_with_judgments(30, slug="sure", per_item=3)
+    aggregation.run_aggregation(campaign_id=campaign.pk)
+    p = Report.objects.get(campaign=campaign).result["preference"]["p_non_inferior"]
+    assert p > 0.9995  # the campaign is as sure as the test needs
+    html = client_for(analyst).get(page_url(campaign)).content.decode()
+    assert "with probability &gt; 0.999 at a 5-point margin" in html
+    assert '<td class="num">&gt; 0.999</td>' in html
+    assert ">1.000<" not in html
+
+
 def test_page_without_a_report_offers_to_compute_one(client_for, lead):
     campaign = factories.CampaignFactory()
     response = client_for(lead).get(page_url(campaign))
