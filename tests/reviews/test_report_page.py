@@ -157,6 +157,25 @@ def test_probabilities_read_the_same_in_the_headline_and_the_table(client_for, a
     assert ">1.000<" not in html
 
 
+def test_an_undecided_page_gives_one_more_labels_figure(client_for, analyst):
+    campaign = factories.CampaignFactory(slug="undecided", margin=0.1)
+    reviewers = [factories.UserFactory() for _ in range(2)]
+    for i in range(20):
+        item = factories.CampaignItemFactory(campaign=campaign)
+        for reviewer in reviewers:
+            factories.JudgmentFactory(
+                assignment__campaign_item=item,
+                assignment__reviewer=reviewer,
+                preference="candidate" if i < 9 else "baseline",
+            )
+    aggregation.run_aggregation(campaign_id=campaign.pk)
+    decision = Report.objects.get(campaign=campaign).result["decision"]
+    assert decision["verdict"] == "need_more_labels"
+    html = client_for(analyst).get(page_url(campaign)).content.decode()
+    assert f"about {decision['more_labels_needed']} more human-labelled items" in html
+    assert "more decisive judgments until" not in html
+
+
 def test_page_without_a_report_offers_to_compute_one(client_for, lead):
     campaign = factories.CampaignFactory()
     response = client_for(lead).get(page_url(campaign))
