@@ -65,6 +65,11 @@ class Campaign(models.Model):
     mask_patterns = models.JSONField(default=list, blank=True)
     require_rationale = models.BooleanField(default=False)
     seed = models.BigIntegerField(default=0)
+    # Operational gates the decision checks beside quality, e.g. [{"measure": "latency_ms",
+    # "statistic": "p90", "op": "<=", "limit": 1500}] (reviews/reports/gates.py).
+    operational_gates = models.JSONField(default=list, blank=True)
+    # An item metadata key (e.g. "region"): a verdict per value, the overall one the strictest.
+    segment_key = models.CharField(max_length=100, blank=True)
     mode = models.CharField(max_length=10, choices=Mode, default=Mode.PUSH)
     status = models.CharField(max_length=10, choices=Status, default=Status.ACTIVE)
     roster = models.ManyToManyField(settings.AUTH_USER_MODEL, blank=True, related_name="+")
@@ -230,6 +235,9 @@ class Judgment(models.Model):
     source = models.CharField(
         max_length=10, choices=Assignment.Source, default=Assignment.Source.GRADING
     )
+    # False for imported judgments whose file did not say which system was shown on the left:
+    # candidate_left is then a placeholder, kept out of the position-bias check.
+    placement_known = models.BooleanField(default=True)
     # The form's one-time key: a retried or doubled POST carries the same one.
     submission_key = models.CharField(max_length=64, unique=True)
 

@@ -15,6 +15,7 @@ from reviews.campaigns import people
 from reviews.campaigns.masking import default_mask_patterns, validate_patterns
 from reviews.campaigns.rubrics import DIRECTIONS, MAX_CRITERIA
 from reviews.models import Batch, Campaign, Rubric
+from reviews.reports.gates import format_gates, parse_gates
 
 MAX_RUBRIC_FILE_BYTES = 1024 * 1024
 
@@ -173,6 +174,26 @@ class CampaignEditForm(forms.Form):
     mode = forms.ChoiceField(choices=Campaign.Mode.choices, widget=forms.RadioSelect)
     roster = ReviewerChoiceField(queryset=None, required=False, widget=forms.CheckboxSelectMultiple)
     require_rationale = forms.BooleanField(required=False, label="Ask reviewers for a rationale")
+    operational_gates = forms.CharField(
+        widget=forms.Textarea(attrs={"rows": 4}),
+        required=False,
+        label="Operational gates",
+        help_text=(
+            "Checked by the migration decision beside quality, one rule a line, on a numeric "
+            "column of the pairs file (per response) or an automatic metric: "
+            "'p90 latency_ms <= 1500', 'mean cost_usd <= baseline', 'mean format_ok >= 0.99'. "
+            "Statistics: mean, median, p90, p95, p99."
+        ),
+    )
+    segment_key = forms.CharField(
+        max_length=100,
+        required=False,
+        label="Decide per segment",
+        help_text=(
+            "An item metadata column (for example region): each value gets its own verdict, "
+            "and the campaign's is the strictest of them."
+        ),
+    )
 
     def __init__(self, *args: Any, campaign: Campaign, reviewers: Any, **kwargs: Any) -> None:
         kwargs.setdefault(
@@ -185,6 +206,8 @@ class CampaignEditForm(forms.Form):
                 "mode": campaign.mode,
                 "roster": campaign.roster.all(),
                 "require_rationale": campaign.require_rationale,
+                "operational_gates": format_gates(campaign.operational_gates or []),
+                "segment_key": campaign.segment_key,
             },
         )
         super().__init__(*args, **kwargs)
@@ -192,6 +215,15 @@ class CampaignEditForm(forms.Form):
 
     def clean_mask_patterns(self) -> list[str]:
         return validate_patterns(_lines(self.cleaned_data["mask_patterns"]))
+
+    def clean_operational_gates(self) -> list[dict]:
+        rules, errors = parse_gates(self.cleaned_data["operational_gates"])
+        if errors:
+            raise forms.ValidationError(errors)
+        return rules
+
+    def clean_segment_key(self) -> str:
+        return self.cleaned_data["segment_key"].strip()
 
 
 class BatchForm(forms.Form):

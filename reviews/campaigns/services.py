@@ -171,6 +171,8 @@ def update_campaign(
     mode: str | None = None,
     require_rationale: bool | None = None,
     roster: Iterable[User] | None = None,
+    operational_gates: Sequence[dict] | None = None,
+    segment_key: str | None = None,
 ) -> Campaign:
     """Change what may change after creation. New instructions bump `instructions_version`, which
     assignments made from then on record."""
@@ -193,6 +195,10 @@ def update_campaign(
         changes["mode"] = mode
     if require_rationale is not None and require_rationale != campaign.require_rationale:
         changes["require_rationale"] = require_rationale
+    if operational_gates is not None and list(operational_gates) != campaign.operational_gates:
+        changes["operational_gates"] = list(operational_gates)
+    if segment_key is not None and segment_key.strip() != campaign.segment_key:
+        changes["segment_key"] = segment_key.strip()
     roster = None if roster is None else list(roster)
     if roster is not None:
         _check_reviewers(roster)

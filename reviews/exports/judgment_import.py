@@ -58,6 +58,8 @@ class _Row:
     started_at: datetime | None
     submitted_at: datetime | None
     duration: float | None
+    # True / False when the file's left_system column named the system shown on the left.
+    candidate_left: bool | None = None
 
 
 def import_judgments(
@@ -193,6 +195,19 @@ def _validate(
                 error(start, name, problem)
             else:
                 scores.setdefault(criterion, {})[target] = value
+        candidate_left = None
+        if cell("left_system"):
+            # The export's column: which system was shown on the left (position-bias check).
+            candidate_left = {"candidate": True, "baseline": False}.get(
+                systems.get(cell("left_system").casefold(), "")
+            )
+            if candidate_left is None:
+                error(
+                    start,
+                    "left_system",
+                    f"{cell('left_system')!r} is neither {campaign.baseline.name} nor "
+                    f"{campaign.candidate.name}.",
+                )
         submitted_at = _when(cell("submitted_at"), start, "submitted_at", error)
         started_at = _when(cell("started_at"), start, "started_at", error)
         duration = None
@@ -224,6 +239,7 @@ def _validate(
                     started_at,
                     submitted_at,
                     duration,
+                    candidate_left,
                 )
             )
     if n_rows == 0 and not errors:
@@ -284,7 +300,7 @@ def _write(rows: list[_Row], campaign: Campaign, key_prefix: str, summary: Impor
                     campaign_item_id=row.campaign_item,
                     item_id=row.item,
                     reviewer=users[row.reviewer.casefold()],
-                    candidate_left=False,
+                    candidate_left=bool(row.candidate_left),
                     rubric_version=campaign.rubric.version,
                     instructions_version=campaign.instructions_version,
                     status=Assignment.Status.DONE,
@@ -302,7 +318,8 @@ def _write(rows: list[_Row], campaign: Campaign, key_prefix: str, summary: Impor
                     campaign=campaign,
                     item_id=row.item,
                     reviewer=assignment.reviewer,
-                    candidate_left=False,
+                    candidate_left=bool(row.candidate_left),
+                    placement_known=row.candidate_left is not None,
                     preference=row.preference,
                     scores=row.scores,
                     rationale=row.rationale,

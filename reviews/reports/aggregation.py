@@ -27,7 +27,7 @@ from psycopg import sql
 
 from reviews.exports.writing import reviewer_pseudonym
 from reviews.models import Campaign, CampaignItem, Judgment, Report
-from reviews.reports import calibration, stats
+from reviews.reports import calibration, decision, gates, stats
 
 logger = logging.getLogger(__name__)
 
@@ -143,7 +143,7 @@ def _judgments_csv_sql(campaign_id: int, columns: list[tuple[str, str]]) -> sql.
     ]
     fields = [
         sql.SQL("j.id"), sql.SQL("j.item_id"), sql.SQL("j.reviewer_id"), sql.SQL("j.preference"),
-        sql.SQL("CASE WHEN j.source = 'imported' THEN '' WHEN j.candidate_left THEN '1' "
+        sql.SQL("CASE WHEN NOT j.placement_known THEN '' WHEN j.candidate_left THEN '1' "
                 "ELSE '0' END"),
         sql.SQL("coalesce(j.duration_seconds::text, '')"),
         *extracted,
@@ -224,14 +224,11 @@ def _judgment_frames_copy(
     return raw, flat, key
 
 
-def _shown_left(left: Iterable[bool], source: Iterable[str]) -> np.ndarray:
-    """1.0 / 0.0 where the candidate was shown on the left; NaN for imported judgments, whose
-    placement is unknown, so that they stay out of the position-bias figure."""
+def _shown_left(left: Iterable[bool], known: Iterable[bool]) -> np.ndarray:
+    """1.0 / 0.0 where the candidate was shown on the left; NaN where the placement is unknown
+    (imported without a left_system column), so that those stay out of the position-bias figure."""
     return np.asarray(
-        [
-            np.nan if src == "imported" else float(lft)
-            for lft, src in zip(left, source, strict=True)
-        ],
+        [float(lft) if knw else np.nan for lft, knw in zip(left, known, strict=True)],
         dtype=float,
     )
 
@@ -251,7 +248,7 @@ def _judgment_frames_orm(campaign_id: int) -> tuple[pd.DataFrame, pd.DataFrame, 
             "duration_seconds",
             "submitted_at",
             "scores",
-            "source",
+            "placement_known",
         )
     )
     prefs_parts, score_parts = [], []
@@ -260,7 +257,7 @@ def _judgment_frames_orm(campaign_id: int) -> tuple[pd.DataFrame, pd.DataFrame, 
 
     def flush() -> None:
         nonlocal offset, last_id, last_at
-        ids, items, reviewers, preference, left, seconds, at, scores, source = zip(
+        ids, items, reviewers, preference, left, seconds, at, scores, known = zip(
             *chunk, strict=True
         )
         rows = np.arange(offset, offset + len(chunk))
@@ -270,7 +267,7 @@ def _judgment_frames_orm(campaign_id: int) -> tuple[pd.DataFrame, pd.DataFrame, 
                     "item_id": np.asarray(items, dtype=np.int64),
                     "reviewer_id": np.asarray(reviewers, dtype=np.int64),
                     "preference": pd.Categorical(preference, categories=stats.PREFERENCES),
-                    "candidate_left": _shown_left(left, source),
+                    "candidate_left": _shown_left(left, known),
                     "duration_seconds": np.asarray(
                         [np.nan if s is None else s for s in seconds], dtype=float
                     ),
@@ -522,6 +519,199 @@ def calibrate(
     return results, verdict
 
 
+def judge_preferences(campaign: Campaign) -> dict[int, str]:
+    """item_id -> the pairs file's auto_preference (a system's name, tie or both_bad), read as
+    candidate / baseline / tie / both_bad; other values are no verdict."""
+    names = {
+        campaign.baseline.name.casefold(): "baseline",
+        campaign.candidate.name.casefold(): "candidate",
+        **{p: p for p in stats.PREFERENCES},
+    }
+    rows = (
+        CampaignItem.objects.filter(campaign=campaign)
+        .exclude(item__auto_preference="")
+        .values_list("item_id", "item__auto_preference")
+    )
+    verdicts = {item: names.get(value.strip().casefold()) for item, value in rows.iterator()}
+    return {item: verdict for item, verdict in verdicts.items() if verdict is not None}
+
+
+def decide(
+    campaign: Campaign,
+    cal: dict[str, Any],
+    preference: dict[str, Any],
+    scores: pd.DataFrame,
+    calibrated: dict[str, Any],
+    *,
+    n_items: int,
+) -> dict[str, Any]:
+    """The report's decision (reviews/reports/decision.py): "calibrated" when the judge's
+    verdicts were calibrated, else "human" on the reviewers' own labels."""
+    criteria = {name: entry for name, entry in cal.items() if name != "preference"}
+    pref_cal = cal.get("preference") or {}
+    threshold = campaign.decision_threshold
+    if criteria or pref_cal.get("p_non_inferior") is not None:
+        gating = [n for n, e in criteria.items() if e.get("critical")] or list(criteria)
+        judged = pref_cal.get("p_non_inferior") is not None
+        return decision.decide(
+            basis="calibrated",
+            threshold=threshold,
+            preference=pref_cal["p_non_inferior"] if judged else preference.get("p_non_inferior"),
+            preference_gates=judged,
+            criteria={n: criteria[n]["difference"]["p_non_inferior"] for n in gating},
+            more_labels_needed=calibrated.get("more_labels_needed"),
+        )
+    rubric = list(campaign.rubric.criteria or [])
+    prepared = stats._prepare_scores(scores)
+    critical = [c for c in rubric if c.get("critical") and c.get("per", "response") == "response"]
+    return decision.human_decision(
+        preference=preference,
+        criteria={
+            c["name"]: stats.criterion_non_inferiority(
+                stats._criterion_rows(prepared, c), c, margin=campaign.margin
+            )
+            for c in critical
+        },
+        threshold=threshold,
+        margin=campaign.margin,
+        n_items=n_items,
+    )
+
+
+def _preference_section(prefs: pd.DataFrame, margin: float) -> dict[str, Any]:
+    """What the decision reads of the report's preference section, for a subset of items."""
+    design = stats.preference_uncertainty(prefs, margin=margin)
+    return {
+        "counts": stats.preference_counts(prefs),
+        "win_rate": design["rate"],
+        "p_non_inferior": design["p_non_inferior"],
+        "design_effect": design["design_effect"],
+    }
+
+
+def _decide_on(
+    campaign: Campaign,
+    frames: tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame],
+    criteria: list[dict],
+    judge_prefs: dict[int, str],
+    *,
+    preference: dict[str, Any] | None = None,
+) -> tuple[dict[str, Any], dict[str, Any]]:
+    """(calibration, decision) over these frames (the campaign's, or one segment's)."""
+    prefs, scores, items = frames
+    cal, calibrated = calibrate(campaign, scores, items, criteria)
+    judged = calibration.calibrate_preference(
+        stats.majority_preference(prefs), judge_prefs, margin=campaign.margin
+    )
+    if judged is not None:
+        cal["preference"] = judged
+    preference = preference or _preference_section(prefs, campaign.margin)
+    n_items = int(prefs["item_id"].nunique())
+    return cal, decide(campaign, cal, preference, scores, calibrated, n_items=n_items)
+
+
+def measure_values(campaign: Campaign, measures: set[str]) -> dict[str, dict[str, dict]]:
+    """measure -> {"baseline" / "candidate": {item_id: value}} from the responses' numeric
+    metadata and automatic metrics (only when the campaign sets operational gates)."""
+    values: dict[str, dict[str, dict]] = {m: {"baseline": {}, "candidate": {}} for m in measures}
+    rows = (
+        CampaignItem.objects.filter(campaign=campaign)
+        .order_by()
+        .values_list(
+            "item_id",
+            "baseline_response__metadata",
+            "baseline_response__metrics",
+            "candidate_response__metadata",
+            "candidate_response__metrics",
+        )
+    )
+    for item, b_meta, b_metrics, c_meta, c_metrics in rows.iterator(chunk_size=CHUNK):
+        for system, sources in (
+            ("baseline", (b_meta, b_metrics)),
+            ("candidate", (c_meta, c_metrics)),
+        ):
+            for source in sources:
+                if not isinstance(source, dict):
+                    continue
+                for measure in measures & source.keys():
+                    value = _number(source[measure])
+                    if value is not None:
+                        values[measure][system].setdefault(item, value)
+    return values
+
+
+def _number(value: Any) -> float | None:
+    if isinstance(value, bool):
+        return float(value)
+    try:
+        number = float(value)
+    except (TypeError, ValueError):
+        return None
+    return number if np.isfinite(number) else None
+
+
+MAX_SEGMENTS = 20
+_GATE_VERDICTS = {"pass": "migrate", "fail": "do_not_migrate", "uncertain": "need_more_labels"}
+
+
+def gate_and_segment(
+    campaign: Campaign,
+    report: dict[str, Any],
+    frames: tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame],
+    item_meta: pd.DataFrame,
+    criteria: list[dict],
+    judge_prefs: dict[int, str],
+) -> None:
+    """Operational gates (reviews/reports/gates.py) and per-segment verdicts into the decision:
+    `decision.gates` {rule: figures}, `decision.segments` {value: {verdict, probability, ...}},
+    and the overall verdict the strictest of the quality verdict, the gates and the segments."""
+    made = report["decision"]
+    rules = list(campaign.operational_gates or [])
+    threshold = campaign.decision_threshold
+    values = measure_values(campaign, {g["measure"] for g in rules}) if rules else {}
+    verdicts = [made["verdict"]]
+    if rules:
+        made["gates"] = gates.evaluate_gates(rules, values, threshold=threshold, seed=campaign.seed)
+        verdicts += [_GATE_VERDICTS[g["verdict"]] for g in made["gates"].values()]
+    key = campaign.segment_key
+    if key:
+        made["segment_key"] = key
+        made["segments"] = {}
+        rows = item_meta[item_meta["key"] == key]
+        by_value = rows.groupby("value")["item_id"].apply(set)
+        for value, members in list(by_value.items())[:MAX_SEGMENTS]:
+            prefs, scores, items = frames
+            subset = (
+                prefs[prefs["item_id"].isin(members)],
+                scores[scores["item_id"].isin(members)],
+                items[items["item_id"].isin(members)],
+            )
+            judged = {i: v for i, v in judge_prefs.items() if i in members}
+            _, segment = _decide_on(campaign, subset, criteria, judged)
+            segment_verdicts = [segment["verdict"]]
+            if rules:
+                segment["gates"] = gates.evaluate_gates(
+                    rules, values, threshold=threshold, seed=campaign.seed, items=members
+                )
+                segment_verdicts += [
+                    _GATE_VERDICTS[g["verdict"]] for g in segment["gates"].values()
+                ]
+            made["segments"][str(value)] = {
+                "verdict": gates.strictest(segment_verdicts),
+                "basis": segment["basis"],
+                "probability": segment["probability"],
+                "n_items": int(subset[0]["item_id"].nunique()),
+                "more_labels_needed": segment["more_labels_needed"],
+                **({"gates": segment["gates"]} if rules else {}),
+            }
+            verdicts.append(made["segments"][str(value)]["verdict"])
+    verdict = gates.strictest(verdicts)
+    if verdict != made["verdict"]:
+        made["verdict"] = verdict
+        if verdict != "need_more_labels":
+            made["more_labels_needed"] = None
+
+
 def aggregate(campaign: Campaign) -> dict[str, Any]:
     """The full report (DESIGN.md, "Report") for the campaign's current judgments."""
     return _aggregate(campaign)[0]
@@ -547,7 +737,13 @@ def _aggregate(campaign: Campaign) -> tuple[dict[str, Any], str]:
             seed=campaign.seed,
         ),
     }
-    report["calibration"], report["decision"] = calibrate(campaign, scores, items, criteria)
+    judge_prefs = judge_preferences(campaign)
+    frames = (prefs, scores, items)
+    report["calibration"], report["decision"] = _decide_on(
+        campaign, frames, criteria, judge_prefs, preference=report["preference"]
+    )
+    if campaign.operational_gates or campaign.segment_key:
+        gate_and_segment(campaign, report, frames, item_meta, criteria, judge_prefs)
     return report, key
 
 

@@ -20,6 +20,7 @@ from dataclasses import dataclass
 
 import numpy as np
 from scipy import stats
+from statsmodels.stats.proportion import proportion_confint
 
 COUNT_KEYS = ("tp", "fn", "fp", "tn", "n_judge_only", "k_judge_positive")
 _TAIL = 1e-7  # nuisance axes span the Beta quantiles [_TAIL, 1 - _TAIL] of the labelled data
@@ -262,8 +263,7 @@ def calibrate_system(
     sensitivity / specificity are the point estimates TP/(TP+FN) and TN/(TN+FP) (None when
     undefined); rogan_gladen uses the judge's pass rate over *all* items (labelled and judge-only)
     as p_obs (Rogan & Gladen 1978); posterior_mean / ci95 come from :func:`theta_posterior` (pass
-    ``posterior`` to reuse one). judge_no_better_than_chance is True when both point estimates
-    exist and Se + Sp <= 1.
+    ``posterior`` to reuse one). judge_no_better_than_chance: see :func:`no_better_than_chance`.
     """
     k, n = k_judge_positive, n_judge_only
     _check_counts(tp, fn, fp, tn, n, k)
@@ -282,8 +282,17 @@ def calibrate_system(
         "rogan_gladen": rg,
         "posterior_mean": posterior.mean,
         "ci95": list(posterior.ci95),
-        "judge_no_better_than_chance": sens is not None and spec is not None and sens + spec <= 1,
+        "judge_no_better_than_chance": no_better_than_chance(sens, spec),
     }
+
+
+def no_better_than_chance(sensitivity: float | None, specificity: float | None) -> bool:
+    """Se + Sp <= 1: the judge's verdict tells nothing about the human one (Youden's J <= 0).
+    A judge that never passes a human pass (Se = 0) or never fails a human fail (Sp = 0) is
+    flagged even when the other figure is undefined: J <= 0 whatever it is."""
+    if sensitivity == 0 or specificity == 0:
+        return True
+    return sensitivity is not None and specificity is not None and sensitivity + specificity <= 1
 
 
 # --------------------------------------------------------------------------- comparison
@@ -536,3 +545,67 @@ def labels_to_request(
         "judge_negative": int(n_neg),
         "indices": sorted(int(i) for i in chosen),
     }
+
+
+# --------------------------------------------------------------------------- pairwise judge
+PREFERENCES = ("candidate", "baseline", "tie", "both_bad")
+
+
+def calibrate_preference(
+    human: Mapping[object, str], judge: Mapping[object, str], *, margin: float
+) -> dict | None:
+    """Report entry ``calibration.preference``: a pairwise judge (``auto_preference``) against
+    the reviewers' majority preference per item.
+
+    ``human`` maps items to the reviewers' majority preference (items without a strict majority
+    left out by the caller), ``judge`` items to the judge's verdict. ``confusion`` counts items
+    as {human: {judge: n}}; ``judge_accuracy`` is the share of items where the two agree, with a
+    Wilson interval (one verdict per item, so items are the independent units). ``win_rate``
+    is the share of items the reviewers' majority would give the candidate among items with a
+    decisive majority, estimated over every item the judge decided (labelled and judge-only) by
+    the latent-class model of this module (Joseph et al. 1995) with "candidate" as the positive
+    verdict; ``p_non_inferior`` is its posterior P(win rate > 0.5 - margin). None without any
+    item judged by both."""
+    both = [item for item in judge if item in human]
+    if not both:
+        return None
+    confusion = {h: dict.fromkeys(PREFERENCES, 0) for h in PREFERENCES}
+    for item in both:
+        if human[item] in confusion and judge[item] in confusion:
+            confusion[human[item]][judge[item]] += 1
+    n = sum(sum(row.values()) for row in confusion.values())
+    agree = sum(confusion[p][p] for p in PREFERENCES)
+    decisive = ("candidate", "baseline")
+    counts = {
+        "tp": confusion["candidate"]["candidate"],
+        "fn": confusion["candidate"]["baseline"],
+        "fp": confusion["baseline"]["candidate"],
+        "tn": confusion["baseline"]["baseline"],
+    }
+    only = [judge[item] for item in judge if item not in human and judge[item] in decisive]
+    counts |= {"n_judge_only": len(only), "k_judge_positive": only.count("candidate")}
+    out = {
+        "confusion": confusion,
+        "judge_accuracy": agree / n if n else None,
+        "judge_accuracy_ci95": _wilson(agree, n),
+        "win_rate": None,
+        "win_rate_ci95": None,
+        "p_non_inferior": None,
+        "n_judge_only": counts["n_judge_only"],
+    }
+    if counts["tp"] + counts["fn"] + counts["fp"] + counts["tn"] == 0:
+        return out
+    posterior = theta_posterior(**counts)
+    out |= {
+        "win_rate": posterior.mean,
+        "win_rate_ci95": list(posterior.ci95),
+        "p_non_inferior": 1 - posterior.cdf(0.5 - margin),
+    }
+    return out
+
+
+def _wilson(successes: int, n: int) -> list[float] | None:
+    """Wilson score interval (Wilson 1927), via statsmodels; None without trials."""
+    if n <= 0:
+        return None
+    return [float(v) for v in proportion_confint(successes, n, alpha=0.05, method="wilson")]

@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING, Any
 
 from django.core.exceptions import ValidationError
 from django.db import transaction
+from django.db.models import Q
 from django.db.models.fields.json import KeyTextTransform
 
 from datasets.pages.reads import dataset_overview
@@ -22,12 +23,18 @@ from reviews.models import AuditEvent, Campaign, CampaignItem, Report
 from reviews.reports import calibration, stats
 from reviews.reports.aggregation import _verdict as judge_verdict
 from reviews.reports.aggregation import calibratable_criteria
+from reviews.reports.decision import probability_text
 
 if TYPE_CHECKING:
     from django.contrib.auth.models import User
 
 SYSTEMS = ("baseline", "candidate")
 VERDICT_WORDS = {"pass": "non-inferior", "fail": "worse", "uncertain": "undecided"}
+DECISION_WORDS = {
+    "migrate": "migrate",
+    "do_not_migrate": "do not migrate",
+    "need_more_labels": "need more labels",
+}
 NEXT_BATCH_MAX = 200  # items per informative batch: recompute the report before asking for more
 NEXT_BATCH_VERB = "migration.next_batch"
 
@@ -54,36 +61,127 @@ def next_batch_event(campaign: Campaign, report: Report) -> AuditEvent | None:
 def page_context(campaign: Campaign, *, can_create_batch: bool) -> dict[str, Any]:
     """Everything the migration page shows, in a fixed handful of queries."""
     report = latest_report(campaign)
+    rubric = list(campaign.rubric.criteria or [])
     context: dict[str, Any] = {
         "campaign": campaign,
         "report": report,
-        "needs": calibration_needs(list(campaign.rubric.criteria or [])),
         "operational": operational_rows(campaign),
     }
     if report is None:
         context["sentence"] = (
             "No report yet: compute one on the report page, then come back for the decision."
         )
+        context["needs"] = calibration_needs(rubric, has_verdicts=judge_columns(campaign, rubric))
         return context
     r = report.result
     cal, decision = r.get("calibration") or {}, r.get("decision") or {}
     margin = r["preference"]["margin"]
+    n_unassigned = None
+    if decision.get("verdict") == "need_more_labels":
+        n_unassigned = CampaignItem.objects.filter(campaign=campaign, slots_taken=0).count()
+        context["batch_event"] = next_batch_event(campaign, report)
+        context["can_create_batch"] = can_create_batch and bool(criteria_of(cal))
+        context["next_batch_size"] = min(next_batch_size(decision), n_unassigned)
+        context["n_unassigned"] = n_unassigned
+    rows = criterion_rows(cal, rubric)
     context |= {
         "r": r,
         "decision": decision,
         "margin_points": f"{100 * margin:g}-point",
-        "sentence": decision_sentence(cal, decision, margin=margin),
-        "rows": criterion_rows(cal, list(campaign.rubric.criteria or [])),
+        "sentence": decision_sentence(cal, decision, margin=margin, n_unassigned=n_unassigned),
+        "rows": rows,
+        "human_rows": human_rows(r, decision) if decision.get("basis") == "human" else [],
         "preference": r["preference"],
+        "judge_preference": cal.get("preference"),
+        "p_better_text": probability_text(r["preference"].get("p_candidate_better")),
+        "gate_rows": [
+            {
+                "rule": rule,
+                **figures,
+                "p_text": probability_text(figures["probability"]),
+                "verdict_words": VERDICT_WORDS.get(figures["verdict"], figures["verdict"]),
+            }
+            for rule, figures in (decision.get("gates") or {}).items()
+        ],
+        "segment_rows": [
+            {
+                "value": value,
+                **figures,
+                "p_text": probability_text(figures["probability"]),
+                "verdict_words": DECISION_WORDS.get(figures["verdict"], figures["verdict"]),
+            }
+            for value, figures in (decision.get("segments") or {}).items()
+        ],
     }
-    if decision.get("verdict") == "need_more_labels":
-        context["batch_event"] = next_batch_event(campaign, report)
-        context["can_create_batch"] = can_create_batch
-        context["next_batch_size"] = next_batch_size(decision)
-        context["n_unassigned"] = CampaignItem.objects.filter(
-            campaign=campaign, slots_taken=0
-        ).count()
+    if not rows:
+        context["needs"] = calibration_needs(rubric, has_verdicts=judge_columns(campaign, rubric))
     return context
+
+
+def criteria_of(cal: dict[str, dict]) -> dict[str, dict]:
+    """The per-criterion calibrations (without the pairwise judge's, `preference`)."""
+    return {name: entry for name, entry in cal.items() if name != "preference"}
+
+
+def judge_columns(campaign: Campaign, rubric: list[dict]) -> list[str]:
+    """The auto_<criterion> verdict columns this campaign's responses actually carry (one
+    query), so the page never asks for columns the file already has."""
+    keys = [f"auto_{c['name']}" for c in calibratable_criteria(rubric)]
+    if not keys:
+        return []
+    found = set()
+    for b, c in (
+        CampaignItem.objects.filter(campaign=campaign)
+        .filter(
+            Q(baseline_response__metadata__has_any_keys=keys)
+            | Q(candidate_response__metadata__has_any_keys=keys)
+        )
+        .values_list("baseline_response__metadata", "candidate_response__metadata")[:50]
+    ):
+        for metadata in (b, c):
+            if isinstance(metadata, dict):
+                found.update(key for key in keys if key in metadata)
+    return [key for key in keys if key in found]
+
+
+def gating_entries(cal: dict[str, dict], decision: dict) -> list[tuple[str, float | None]]:
+    """(name, P(non-inferior)) of what decides, as the decision recorded it: its criteria, and
+    the preference when it gates (always on the "human" basis; with a pairwise judge on the
+    "calibrated" one). Reports from before the decision kept its criteria read the calibration."""
+    if "criteria" not in decision:
+        return [(n, cal[n]["difference"]["p_non_inferior"]) for n in gating(criteria_of(cal))]
+    entries = [(n, e["p_non_inferior"]) for n, e in decision["criteria"].items()]
+    judged = (cal.get("preference") or {}).get("p_non_inferior") is not None
+    if decision.get("basis") == "human" or judged:
+        entries.append(("the preference", decision["preference"]["p_non_inferior"]))
+    return entries
+
+
+def human_rows(r: dict, decision: dict) -> list[dict[str, Any]]:
+    """The "human" basis, one row per gating figure: its estimate and interval from the report,
+    P(non-inferior) and verdict from the decision (the same numbers as the sentence)."""
+    pref = r["preference"]
+    rows = [
+        {
+            "name": "Preference (candidate win rate)",
+            "estimate": pref.get("win_rate"),
+            "ci95": pref.get("win_rate_ci95"),
+            "p_text": probability_text(decision["preference"]["p_non_inferior"]),
+            "verdict_words": VERDICT_WORDS.get(decision["preference"]["verdict"], ""),
+        }
+    ]
+    for name, entry in decision.get("criteria", {}).items():
+        figures = r["criteria"].get(name) or {}
+        rows.append(
+            {
+                "name": f"{name} (candidate − baseline, as scored)",
+                "estimate": figures.get("mean_diff"),
+                "ci95": figures.get("mean_diff_ci95"),
+                "p_text": probability_text(entry["p_non_inferior"]),
+                "verdict_words": VERDICT_WORDS.get(entry["verdict"], ""),
+            }
+        )
+    return rows
 
 
 def gating(cal: dict[str, dict]) -> list[str]:
@@ -91,38 +189,95 @@ def gating(cal: dict[str, dict]) -> list[str]:
     return [name for name, entry in cal.items() if entry.get("critical")] or list(cal)
 
 
-def decision_sentence(cal: dict[str, dict], decision: dict, *, margin: float) -> str:
-    """The decision in one plain sentence, with the probability it rests on."""
+def decision_sentence(
+    cal: dict[str, dict], decision: dict, *, margin: float, n_unassigned: int | None = None
+) -> str:
+    """The decision in one plain sentence, with the probability it rests on, printed as the
+    tables print it."""
     verdict = decision.get("verdict")
-    if not cal or verdict is None:
+    entries = gating_entries(cal, decision)
+    if verdict is None or not entries:
         return "No migration decision yet: no criterion could be calibrated (see below)."
     threshold = decision["threshold"]
-    names = gating(cal)
-    which = "critical criterion" if any(cal[n].get("critical") for n in names) else "criterion"
-    p = {name: cal[name]["difference"]["p_non_inferior"] for name in names}
-    points = f"{100 * margin:g}-point margin"
-    if verdict == "migrate":
-        lowest = min(names, key=p.__getitem__)
-        return (
-            f"Migrate: every {which} is non-inferior with probability ≥ {threshold:g} "
-            f"(lowest: {p[lowest]:.2f} on {lowest})."
-        )
-    judged = {n: calibration.criterion_verdict(p[n], threshold=threshold) for n in names}
-    if verdict == "do_not_migrate":
-        worse = [f"{n} (P(non-inferior) {p[n]:.2f})" for n in names if judged[n] == "fail"]
-        return (
-            f"Do not migrate: the candidate is worse than the baseline by more than the {points} "
-            f"on {_join(worse)}."
-        )
-    undecided = [f"{n} at P(non-inferior) {p[n]:.2f}" for n in names if judged[n] == "uncertain"]
-    more = decision.get("more_labels_needed")
-    settle = (
-        f"about {more} more human-labelled items should settle it"
-        if more
-        else "even many more human-labelled items may not settle it at the judge's current accuracy"
+    criteria = criteria_of(cal)
+    critical = any(criteria.get(n, {}).get("critical") for n, _ in entries) or (
+        decision.get("basis") == "human" and len(entries) > 1
     )
+    names = [n for n, _ in entries if n != "the preference"]
+    which = ("critical criterion" if critical else "criterion") if names else ""
+    if "the preference" in dict(entries):
+        which = f"{which} and the preference" if which else "the preference"
+    p = dict(entries)
+    points = f"{100 * margin:g}-point margin"
+    gate_figures = decision.get("gates") or {}
+    segments = decision.get("segments") or {}
+    key = decision.get("segment_key", "segment")
+    if verdict == "migrate":
+        lowest = min(p, key=lambda n: p[n] if p[n] is not None else 0.0)
+        every = "every " if names else ""
+        also = " Every operational gate is met." if gate_figures else ""
+        also += f" So is every {key}." if segments else ""
+        return (
+            f"Migrate: {every}{which} is non-inferior with probability ≥ {threshold:g} "
+            f"(lowest: {probability_text(p[lowest])} on {lowest}).{also}"
+        )
+    judged = {
+        n: "uncertain" if v is None else calibration.criterion_verdict(v, threshold=threshold)
+        for n, v in p.items()
+    }
+    if verdict == "do_not_migrate":
+        worse = [
+            f"{n} (P(non-inferior) {probability_text(p[n])})" for n in p if judged[n] == "fail"
+        ]
+        reasons = []
+        if worse:
+            reasons.append(
+                f"the candidate is worse than the baseline by more than the {points} "
+                f"on {_join(worse)}"
+            )
+        reasons += [
+            f"{rule} is not met (probability {probability_text(g['probability'])})"
+            for rule, g in gate_figures.items()
+            if g["verdict"] == "fail"
+        ]
+        reasons += [
+            f"{key} {value} says do not migrate"
+            for value, segment in segments.items()
+            if segment["verdict"] == "do_not_migrate"
+        ]
+        return f"Do not migrate: {_join(reasons or ['see the figures below'])}."
+    undecided = [
+        f"{n} at P(non-inferior) {probability_text(p[n])}"
+        if p[n] is not None
+        else f"{n} (no labels yet)"
+        for n in p
+        if judged[n] == "uncertain"
+    ]
+    undecided += [
+        f"{rule} (probability {probability_text(g['probability'])})"
+        for rule, g in gate_figures.items()
+        if g["verdict"] == "uncertain"
+    ]
+    undecided += [
+        f"{key} {value}" for value, s in segments.items() if s["verdict"] == "need_more_labels"
+    ]
+    more = decision.get("more_labels_needed")
+    if more and n_unassigned is not None and more > n_unassigned:
+        settle = (
+            f"about {more} more human-labelled items should settle it, more than the "
+            f"{n_unassigned} item{'s' if n_unassigned != 1 else ''} of this campaign nobody has "
+            "reviewed yet: import more pairs to settle it"
+        )
+    elif more:
+        settle = f"about {more} more human-labelled items should settle it"
+    elif decision.get("basis") == "human":
+        settle = "no estimate of how many more human-labelled items would settle it yet"
+    else:
+        settle = (
+            "even many more human-labelled items may not settle it at the judge's current accuracy"
+        )
     return (
-        f"Need more human labels: {settle} (undecided: {_join(undecided)}; "
+        f"Need more human labels: {settle} (undecided: {_join(undecided or ['-'])}; "
         f"{threshold:g} is needed)."
     )
 
@@ -131,8 +286,15 @@ def _join(parts: list[str]) -> str:
     return parts[0] if len(parts) == 1 else ", ".join(parts[:-1]) + " and " + parts[-1]
 
 
-def calibration_needs(rubric: list[dict]) -> list[str]:
-    """What a campaign needs before its report can calibrate a judge, in plain words."""
+def calibration_needs(rubric: list[dict], *, has_verdicts: list[str] | None = None) -> list[str]:
+    """What a campaign needs before its report can calibrate a judge, in plain words; when the
+    pairs file already has verdict columns (`has_verdicts`), what is missing instead."""
+    if has_verdicts:
+        return [
+            f"The pairs file has the judge's verdicts ({', '.join(has_verdicts)}): the report "
+            "calibrates them once reviewers have labelled some of the same responses. Compute "
+            "(or recompute) the report after the first labels."
+        ]
     needs = []
     names = [c["name"] for c in calibratable_criteria(rubric)]
     if not names:
@@ -162,7 +324,7 @@ def criterion_rows(cal: dict[str, dict], rubric: list[dict]) -> list[dict[str, A
     the judge's accuracy on it, then the difference, P(non-inferior), critical flag and verdict."""
     by_name = {c["name"]: c for c in rubric}
     rows = []
-    for name, entry in cal.items():
+    for name, entry in criteria_of(cal).items():
         criterion = by_name.get(name, {})
         systems = []
         for system in SYSTEMS:
@@ -176,7 +338,7 @@ def criterion_rows(cal: dict[str, dict], rubric: list[dict]) -> list[dict[str, A
                     "ci95": figures["ci95"],
                     "sensitivity": se,
                     "specificity": sp,
-                    "chance": se is not None and sp is not None and se + sp <= 1,
+                    "chance": calibration.no_better_than_chance(se, sp),
                     "n_judge_only": figures["n_judge_only"],
                 }
             )
@@ -189,6 +351,7 @@ def criterion_rows(cal: dict[str, dict], rubric: list[dict]) -> list[dict[str, A
                 "critical": bool(entry.get("critical")),
                 "systems": systems,
                 "difference": entry["difference"],
+                "p_text": probability_text(entry["difference"]["p_non_inferior"]),
                 "verdict": entry["verdict"],
                 "verdict_words": VERDICT_WORDS.get(entry["verdict"], entry["verdict"]),
             }
@@ -257,6 +420,7 @@ def target_of(cal: dict[str, dict], decision: dict) -> tuple[str, str]:
     """(criterion, system) whose uncertainty most holds the decision back: the undecided gating
     criterion with the widest difference interval, and its system with the wider interval."""
     threshold = decision["threshold"]
+    cal = criteria_of(cal)
     undecided = [
         name
         for name in gating(cal)

@@ -15,6 +15,7 @@ from evalsite.roles import ANALYST, LEAD, role_required
 from reviews import access
 from reviews.models import Campaign, Report
 from reviews.reports import aggregation
+from reviews.reports.decision import probability_text
 
 PAGE = "reviews/report.html"
 DECISIONS = {
@@ -23,6 +24,18 @@ DECISIONS = {
     "need_more_labels": "more human labels are needed",
 }
 RELIABLE, TENTATIVE = 0.8, 0.667  # Krippendorff (2004), Content Analysis, sec. 11.4
+# Landis & Koch (1977), Biometrics 33:159: benchmarks for kappa-type coefficients (kappa, AC1).
+KAPPA_BANDS = (
+    (0.8, "almost perfect agreement"),
+    (0.6, "substantial agreement"),
+    (0.4, "moderate agreement"),
+    (0.2, "fair agreement"),
+    (0.0, "slight agreement"),
+)
+BASES = {
+    "human": "the reviewers' own labels (no automated judge in the pairs file)",
+    "calibrated": "the automated judge's verdicts, calibrated against the reviewers' labels",
+}
 
 
 @role_required(LEAD, ANALYST)
@@ -101,31 +114,48 @@ def report_context(campaign: Campaign) -> dict[str, Any]:
         "win_bar": win_rate_bar(pref),
         "criteria_plot": forest(criteria_rows(r["criteria"], rubric), -1.0, 1.0, 0.0),
         "slice_plot": forest(slice_rows(r["slices"]), 0.0, 1.0, 0.5),
-        "agreement": agreement_rows(r["agreement"]),
+        "agreement": agreement_rows(r["agreement"], list(rubric)),
         "bias": bias_reading(r["position_bias"]),
         "calibration": calibration_rows(r.get("calibration") or {}),
+        "judge_preference": (r.get("calibration") or {}).get("preference"),
         "decision": r.get("decision") or {},
         "decision_text": DECISIONS.get((r.get("decision") or {}).get("verdict"), ""),
+        "decision_basis": BASES.get((r.get("decision") or {}).get("basis"), ""),
+        "decision_probability": probability_text((r.get("decision") or {}).get("probability")),
+        "p_better_text": probability_text(pref.get("p_candidate_better")),
+        "p_non_inferior_text": probability_text(pref.get("p_non_inferior")),
+        "effective": effective_judgments(pref),
     }
 
 
+def effective_judgments(pref: dict) -> dict | None:
+    """How many independent judgments the decisive ones are worth (shown when clustering costs
+    at least 5%): decisive / design effect."""
+    deff, counts = pref.get("design_effect"), pref.get("counts") or {}
+    decisive = counts.get("candidate", 0) + counts.get("baseline", 0)
+    if not deff or deff < 1.05 or not decisive:
+        return None
+    return {"decisive": decisive, "worth": round(decisive / deff), "design_effect": deff}
+
+
 def headline(pref: dict, threshold: float) -> str:
-    """The verdict in words, from P(win rate > 0.5 - margin) under a Beta(1, 1) prior."""
+    """The preference in words, from the design-aware P(win rate > 0.5 - margin)."""
     p, points = pref.get("p_non_inferior"), f"{100 * pref['margin']:g}-point margin"
     if p is None or pref.get("win_rate") is None:
         return "No decisive judgments yet: nothing can be said about the candidate."
+    text = probability_text(p)
     if p >= threshold:
         return (
-            f"The candidate is non-inferior to the baseline with probability {p:.2f} at a {points}."
+            f"The candidate is non-inferior to the baseline with probability {text} at a {points}."
         )
     if p <= 1 - threshold:
         return (
             f"The candidate is worse than the baseline by more than the {points}: it is "
-            f"non-inferior with probability only {p:.2f}."
+            f"non-inferior with probability only {text}."
         )
     return (
         f"Not decided yet: the candidate is non-inferior to the baseline with probability "
-        f"{p:.2f} at a {points} (the decision needs {threshold:.2f})."
+        f"{text} at a {points} (the decision needs {threshold:g})."
     )
 
 
@@ -239,14 +269,48 @@ def agreement_reading(alpha: float | None) -> tuple[str, bool]:
     return "unreliable: reviewers disagree too much to trust these scores", True
 
 
-def agreement_rows(agreement: dict) -> list[dict]:
+def kappa_reading(value: float | None) -> tuple[str, bool]:
+    """Plain-language reading of a kappa-type coefficient (Landis & Koch 1977); flagged under
+    0.4 (less than moderate agreement)."""
+    if value is None:
+        return "undefined: too few items rated by two reviewers, or no variation", False
+    if value < 0:
+        return "worse than chance: reviewers disagree more than random answers would", True
+    label = next(text for floor, text in KAPPA_BANDS if value >= floor)
+    return label, value < 0.4
+
+
+COEFFICIENTS = (
+    ("krippendorff_alpha", "Krippendorff's α", agreement_reading),
+    ("fleiss_kappa", "Fleiss' κ", kappa_reading),
+    ("gwet_ac1", "Gwet's AC1", kappa_reading),
+)
+
+
+def agreement_rows(agreement: dict, order: list[str] | None = None) -> list[dict]:
+    """One row per question and coefficient: the preference gets α, κ and AC1 with their
+    item-bootstrap intervals, each criterion its α; each with its plain-language reading. The
+    preference first, then the rubric's order (a jsonb column keeps no key order)."""
+    rank = {name: i for i, name in enumerate(["preference", *(order or [])])}
     rows = []
-    for name, figures in agreement.items():
-        alpha = figures.get("krippendorff_alpha")
-        reading, flagged = agreement_reading(alpha)
-        rows.append(
-            {"name": name, "alpha": alpha, "reading": reading, "flagged": flagged, **figures}
-        )
+    for name in sorted(agreement, key=lambda n: rank.get(n, len(rank))):
+        figures = agreement[name]
+        for key, label, read in COEFFICIENTS:
+            if key not in figures:
+                continue
+            reading, flagged = read(figures[key])
+            rows.append(
+                {
+                    "name": name,
+                    "coefficient": label,
+                    "value": figures[key],
+                    "ci": figures.get(f"{key}_ci95"),
+                    "reading": reading,
+                    "flagged": flagged,
+                    "alpha": figures.get("krippendorff_alpha"),
+                    "percent_agreement": figures.get("percent_agreement"),
+                }
+            )
     return rows
 
 
@@ -259,9 +323,11 @@ def bias_reading(bias: dict) -> str:
 
 
 def calibration_rows(calibration: dict) -> list[dict]:
+    """The per-criterion calibrations (the pairwise judge, `preference`, is shown apart)."""
     return [
         {"name": name, **entry, "difference": entry["difference"]}
         for name, entry in calibration.items()
+        if name != "preference"
     ]
 
 

@@ -31,6 +31,16 @@ REPORT_KEYS = {
     "decision",
 }
 
+DECISION_KEYS = {
+    "verdict",
+    "threshold",
+    "basis",
+    "probability",
+    "criteria",
+    "preference",
+    "more_labels_needed",
+}
+
 # item -> (reviewer 1's preference, reviewer 2's preference)
 KNOWN = [("candidate", "candidate"), ("candidate", "baseline"), ("tie", "both_bad")]
 
@@ -99,9 +109,10 @@ def test_known_campaign_gives_expected_counts_and_win_rate(known_campaign):
     assert report.n_judgments == 6
     assert report.seconds is not None
     assert report.finished_at is not None
-    # No calibrated criterion without automated verdicts, but the decision keys are present.
+    # No judge columns: no calibration, and the decision rests on the reviewers' own labels.
     assert result["calibration"] == {}
-    assert set(result["decision"]) == {"verdict", "threshold", "more_labels_needed"}
+    assert set(result["decision"]) == DECISION_KEYS
+    assert result["decision"]["basis"] == "human"
 
 
 def test_reviewers_appear_only_as_pseudonyms(known_campaign):
@@ -211,6 +222,147 @@ def test_empty_campaign_reports_zeroes(db):
     result = aggregation.run_aggregation(campaign_id=campaign.pk).result
     assert (result["n_items"], result["n_judgments"], result["n_reviewers"]) == (0, 0, 0)
     assert result["preference"]["win_rate"] is None
+    # Nothing to go on: the prior's P(non-inferior) is not reported as a finding.
+    assert result["preference"]["p_non_inferior"] is None
+    assert result["decision"]["verdict"] == "need_more_labels"
+    assert result["decision"]["probability"] is None
+    assert result["decision"]["preference"] == {"p_non_inferior": None, "verdict": "uncertain"}
+
+
+def _human_campaign(candidate_wins: int, n_items: int = 40):
+    rubric = factories.RubricFactory(
+        criteria=[
+            {"name": "correct", "label": "C", "kind": "binary", "per": "response", "critical": True}
+        ]
+    )
+    campaign = factories.CampaignFactory(rubric=rubric, margin=0.1)
+    reviewers = [factories.UserFactory() for _ in range(2)]
+    for n in range(n_items):
+        ci = factories.CampaignItemFactory(campaign=campaign)
+        preference = "candidate" if n < candidate_wins else "baseline"
+        for reviewer in reviewers:
+            judge(ci, reviewer, preference, scores={"correct": {"baseline": 1, "candidate": 1}})
+    return campaign
+
+
+def test_a_campaign_without_judge_columns_gets_a_verdict_from_its_reviewers(db):
+    result = aggregation.run_aggregation(campaign_id=_human_campaign(36).pk).result
+    decision = result["decision"]
+    assert set(decision) == DECISION_KEYS
+    assert decision["basis"] == "human"
+    assert decision["verdict"] == "migrate"
+    assert set(decision["criteria"]) == {"correct"}
+    assert decision["criteria"]["correct"]["verdict"] == "pass"
+    assert decision["preference"]["p_non_inferior"] == result["preference"]["p_non_inferior"]
+    assert decision["probability"] == min(
+        decision["preference"]["p_non_inferior"], decision["criteria"]["correct"]["p_non_inferior"]
+    )
+    assert decision["more_labels_needed"] is None
+
+
+def test_a_losing_candidate_is_not_migrated_on_human_labels(db):
+    result = aggregation.run_aggregation(campaign_id=_human_campaign(4).pk).result
+    assert result["decision"]["verdict"] == "do_not_migrate"
+    assert result["decision"]["preference"]["verdict"] == "fail"
+
+
+def test_an_undecided_human_campaign_says_how_many_more_items(db):
+    result = aggregation.run_aggregation(campaign_id=_human_campaign(9, n_items=20).pk).result
+    decision = result["decision"]
+    assert decision["verdict"] == "need_more_labels"
+    assert decision["more_labels_needed"] > 0
+
+
+def test_a_pairwise_judge_is_calibrated_against_the_reviewers_majority(db):
+    campaign = _human_campaign(30, n_items=40)
+    cis = list(campaign.campaign_items.select_related("item").order_by("pk"))
+    for n, ci in enumerate(cis):
+        # Right on every labelled item but two, which it calls a tie.
+        verdict = campaign.candidate.name if n < 30 else campaign.baseline.name
+        ci.item.auto_preference = "tie" if n in (0, 35) else verdict
+        ci.item.save(update_fields=["auto_preference"])
+    extra = factories.CampaignItemFactory(campaign=campaign)  # judged by the judge only
+    extra.item.auto_preference = campaign.candidate.name
+    extra.item.save(update_fields=["auto_preference"])
+
+    result = aggregation.run_aggregation(campaign_id=campaign.pk).result
+
+    judged = result["calibration"]["preference"]
+    assert {
+        "confusion",
+        "judge_accuracy",
+        "judge_accuracy_ci95",
+        "win_rate",
+        "win_rate_ci95",
+    } <= set(judged)
+    assert judged["confusion"]["candidate"]["candidate"] == 29
+    assert judged["confusion"]["candidate"]["tie"] == 1
+    assert judged["confusion"]["baseline"]["baseline"] == 9
+    assert judged["judge_accuracy"] == pytest.approx(38 / 40)
+    lo, hi = judged["judge_accuracy_ci95"]
+    assert lo < 38 / 40 < hi
+    assert judged["n_judge_only"] == 1
+    assert judged["win_rate_ci95"][0] < judged["win_rate"] < judged["win_rate_ci95"][1]
+    assert result["decision"]["basis"] == "calibrated"
+    assert result["decision"]["preference"]["p_non_inferior"] == judged["p_non_inferior"]
+
+
+def _set_latency(campaign, candidate_ms, baseline_ms=800):
+    for ci in campaign.campaign_items.all():
+        Response.objects.filter(pk=ci.baseline_response_id).update(
+            metadata={"latency_ms": baseline_ms}
+        )
+        Response.objects.filter(pk=ci.candidate_response_id).update(
+            metadata={"latency_ms": candidate_ms + ci.pk % 7}
+        )
+
+
+def test_an_operational_gate_can_stop_a_migration_that_quality_allows(db):
+    campaign = _human_campaign(36)
+    _set_latency(campaign, candidate_ms=2000)
+    campaign.operational_gates = [
+        {"measure": "latency_ms", "statistic": "p90", "op": "<=", "limit": 1500.0},
+        {"measure": "latency_ms", "statistic": "mean", "op": "<=", "limit": "baseline"},
+    ]
+    campaign.save(update_fields=["operational_gates"])
+
+    decision = aggregation.run_aggregation(campaign_id=campaign.pk).result["decision"]
+
+    assert decision["criteria"]["correct"]["verdict"] == "pass"  # quality alone would migrate
+    p90 = decision["gates"]["p90 latency_ms <= 1500"]
+    assert p90["verdict"] == "fail"
+    assert p90["probability"] == 0.0
+    assert 2000 <= p90["estimate"] <= 2006
+    assert p90["ci95"][0] <= p90["estimate"] <= p90["ci95"][1]
+    versus = decision["gates"]["mean latency_ms <= baseline"]
+    assert versus["estimate"] == pytest.approx(1200, abs=7)
+    assert decision["verdict"] == "do_not_migrate"
+
+    _set_latency(campaign, candidate_ms=700)
+    decision = aggregation.aggregate(campaign)["decision"]
+    assert {g["verdict"] for g in decision["gates"].values()} == {"pass"}
+    assert decision["verdict"] == "migrate"
+
+
+def test_a_segment_that_loses_makes_the_whole_decision_strictest(db):
+    rubric = factories.RubricFactory(criteria=[])
+    campaign = factories.CampaignFactory(rubric=rubric, margin=0.1, segment_key="region")
+    reviewers = [factories.UserFactory() for _ in range(2)]
+    for n in range(80):
+        region = "eu" if n < 40 else "us"
+        ci = factories.CampaignItemFactory(campaign=campaign, item__metadata={"region": region})
+        wins = n < 40 or n % 10 == 0  # eu: all for the candidate; us: mostly for the baseline
+        for reviewer in reviewers:
+            judge(ci, reviewer, "candidate" if wins else "baseline")
+
+    decision = aggregation.run_aggregation(campaign_id=campaign.pk).result["decision"]
+
+    assert decision["segment_key"] == "region"
+    assert set(decision["segments"]) == {"eu", "us"}
+    assert decision["segments"]["eu"]["verdict"] == "migrate"
+    assert decision["segments"]["us"]["verdict"] == "do_not_migrate"
+    assert decision["segments"]["eu"]["n_items"] == 40
+    assert decision["verdict"] == "do_not_migrate"
 
 
 def test_automated_verdicts_are_calibrated_against_human_majority(db):
@@ -354,7 +506,9 @@ def test_postgres_copy_path_reads_the_same_frames_as_the_orm_path(known_campaign
 def test_imported_judgments_stay_out_of_the_position_bias(known_campaign):
     graded = aggregation.aggregate(known_campaign)["position_bias"]["n"]
     assert graded > 0
-    Judgment.objects.filter(campaign=known_campaign).update(source="imported")
+    Judgment.objects.filter(campaign=known_campaign).update(
+        source="imported", placement_known=False
+    )
     assert aggregation.aggregate(known_campaign)["position_bias"] == {
         "left_rate": None,
         "n": 0,

@@ -13,6 +13,7 @@ from scipy import integrate, optimize, special, stats
 from reviews.reports.calibration import (
     Posterior,
     calibrate_criterion,
+    calibrate_preference,
     calibrate_system,
     confusion_counts,
     criterion_verdict,
@@ -298,6 +299,42 @@ def test_judge_no_better_than_chance_is_flagged():
     assert undefined["judge_no_better_than_chance"] is False
 
 
+def test_a_judge_that_never_passes_a_human_pass_is_no_better_than_chance():
+    """Sensitivity 0 with no human fails (specificity undefined): Se + Sp <= 1 whatever Sp is."""
+    never = calibrate_system(tp=0, fn=8, fp=0, tn=0, n_judge_only=20, k_judge_positive=0)
+    assert never["sensitivity"] == 0
+    assert never["specificity"] is None
+    assert never["judge_no_better_than_chance"] is True
+    always = calibrate_system(tp=0, fn=0, fp=6, tn=0, n_judge_only=0, k_judge_positive=0)
+    assert always["specificity"] == 0
+    assert always["judge_no_better_than_chance"] is True
+
+
+def test_pairwise_judge_calibration_against_the_majority():
+    human = dict.fromkeys(range(30), "candidate") | dict.fromkeys(range(30, 40), "baseline")
+    human |= {40: "tie"}
+    judge = dict(human)
+    judge[0], judge[35], judge[40] = "baseline", "candidate", "both_bad"
+    judge |= {100 + i: "candidate" for i in range(10)}  # judged only by the judge
+    result = calibrate_preference(human, judge, margin=0.05)
+    assert result["confusion"]["candidate"] == {
+        "candidate": 29, "baseline": 1, "tie": 0, "both_bad": 0
+    }  # fmt: skip
+    assert result["confusion"]["tie"]["both_bad"] == 1
+    assert result["judge_accuracy"] == pytest.approx(38 / 41)
+    # Wilson (1927) by hand.
+    z, n, p = 1.959963984540054, 41, 38 / 41
+    centre = (p + z * z / (2 * n)) / (1 + z * z / n)
+    half = z * math.sqrt(p * (1 - p) / n + z * z / (4 * n * n)) / (1 + z * z / n)
+    assert result["judge_accuracy_ci95"] == pytest.approx([centre - half, centre + half])
+    # The win rate is the latent-class posterior with "candidate" as the positive verdict.
+    expected = theta_posterior(tp=29, fn=1, fp=1, tn=9, n_judge_only=10, k_judge_positive=10)
+    assert result["win_rate"] == pytest.approx(expected.mean)
+    assert result["win_rate_ci95"] == pytest.approx(list(expected.ci95))
+    assert result["p_non_inferior"] == pytest.approx(1 - expected.cdf(0.45))
+    assert calibrate_preference(human, {999: "candidate"}, margin=0.05) is None
+
+
 # --------------------------------------------------------------------------- difference
 def one_hot(i, size=11):
     probs = np.zeros(size)
@@ -467,3 +504,33 @@ def test_labels_to_request_respects_stratum_sizes():
     assert everything["indices"] == list(range(53))
     with pytest.raises(ValueError, match="Se / Sp"):
         labels_to_request(judge, 5, posterior=one_hot(3))
+
+
+# --------------------------------------------------------------------------- the decision section
+def test_decide_rests_on_the_lowest_probability_of_what_gates():
+    from reviews.reports.decision import decide, probability_text
+
+    common = {"threshold": 0.95, "more_labels_needed": 30}
+    made = decide(
+        basis="human", preference=0.97, preference_gates=True, criteria={"c": 0.99}, **common
+    )
+    assert made["verdict"] == "migrate"
+    assert made["probability"] == 0.97
+    assert made["more_labels_needed"] is None  # decided: no more labels
+    assert made["criteria"] == {"c": {"p_non_inferior": 0.99, "verdict": "pass"}}
+    worse = decide(
+        basis="human", preference=0.97, preference_gates=True, criteria={"c": 0.01}, **common
+    )
+    assert worse["verdict"] == "do_not_migrate"
+    # The preference reported but not gating (a calibrated campaign without a pairwise judge).
+    calibrated = decide(
+        basis="calibrated", preference=0.2, preference_gates=False, criteria={"c": 0.99}, **common
+    )
+    assert (calibrated["verdict"], calibrated["probability"]) == ("migrate", 0.99)
+    nothing = decide(basis="human", preference=None, preference_gates=True, criteria={}, **common)
+    assert nothing["verdict"] == "need_more_labels"
+    assert nothing["probability"] is None
+    assert nothing["more_labels_needed"] == 30
+    assert [probability_text(p) for p in (0.99996, 0.9994, 0.0001, None)] == [
+        "> 0.999", "0.999", "< 0.001", "n/a"
+    ]  # fmt: skip

@@ -407,3 +407,24 @@ def test_dataset_responses_are_untouched_by_masking(build_campaign):
     campaign = build_campaign(1, baseline_name="acme-base")
     text = Response.objects.get(system=campaign.baseline).text
     assert "acme-base" in text
+
+
+def test_edit_page_sets_operational_gates_and_a_segment_key(client_for, lead, build_campaign):
+    campaign = build_campaign(2)
+    url = reverse("reviews:campaign-edit", args=[campaign.slug])
+    client = client_for(lead)
+    data = {"name": campaign.name, "margin": "0.05", "mode": "push", "segment_key": " region ",
+            "operational_gates": "p90 latency_ms <= 1500\nmean cost_usd <= baseline\n"}  # fmt: skip
+    assert client.post(url, data).status_code == 302
+    campaign.refresh_from_db()
+    assert campaign.segment_key == "region"
+    assert campaign.operational_gates == [
+        {"measure": "latency_ms", "statistic": "p90", "op": "<=", "limit": 1500.0},
+        {"measure": "cost_usd", "statistic": "mean", "op": "<=", "limit": "baseline"},
+    ]
+    assert "p90 latency_ms &lt;= 1500" in client.get(url).text  # shown back as typed
+    invalid = client.post(url, {**data, "operational_gates": "p90 latency_ms <= 1500\nfast please"})
+    assert invalid.status_code == 200
+    assert "Line 2: &#x27;fast please&#x27; is not a rule" in invalid.text
+    campaign.refresh_from_db()
+    assert len(campaign.operational_gates) == 2

@@ -57,6 +57,7 @@ def test_imports_rows_as_done_imported_assignments(campaign, tmp_path, reviewer)
     assert first.submitted_at.isoformat() == "2025-03-01T10:00:00+00:00"
     assert first.source == "imported"
     assert not first.candidate_left
+    assert not first.placement_known  # no left_system column: out of the position-bias check
     assert first.is_current
     assert first.submission_key == f"import:{summary.sha256[:40]}:2"
     assert judgments["T-00001"].preference == "baseline"
@@ -249,7 +250,44 @@ def test_export_then_import_reproduces_the_counts(
     assert after["agreement"] == before["agreement"]
     for key in ("n_items", "n_judgments", "n_reviewers"):
         assert after[key] == before[key], key
-    # position_bias differs on purpose: imported judgments have no sides (candidate_left False).
+    # The export's left_system column round-trips: the imported judgments keep their sides, so
+    # the position-bias check runs on them and gives the same figures.
+    assert after["position_bias"] == before["position_bias"]
+    assert after["position_bias"]["n"] > 0
+    assert Judgment.objects.filter(campaign=fresh, placement_known=False).count() == 0
+
+
+def test_left_system_names_the_side_shown_on_the_left(campaign, tmp_path):
+    path = write(
+        tmp_path,
+        "item_id,reviewer,preference,left_system\n"
+        "T-00000,a@example.org,candidate,acme-next\n"
+        "T-00001,a@example.org,candidate,ACME-BASE\n"
+        "T-00002,a@example.org,candidate,\n",
+    )
+    run(campaign, path)
+    sides = {
+        j.item.external_id: (j.candidate_left, j.placement_known)
+        for j in Judgment.objects.select_related("item")
+    }
+    assert sides == {
+        "T-00000": (True, True),
+        "T-00001": (False, True),
+        "T-00002": (False, False),
+    }
+
+
+def test_an_unknown_left_system_is_an_error_naming_the_line(campaign, tmp_path):
+    path = write(
+        tmp_path,
+        "item_id,reviewer,preference,left_system\nT-00000,a@example.org,candidate,gpt-9\n",
+    )
+    with pytest.raises(JudgmentImportError) as caught:
+        run(campaign, path)
+    assert caught.value.errors == [
+        "labels.csv:2: left_system: 'gpt-9' is neither acme-base nor acme-next."
+    ]
+    assert not Judgment.objects.exists()
 
 
 def test_export_of_hostile_item_ids_imports_back(build_campaign, tmp_path, lead, reviewer):

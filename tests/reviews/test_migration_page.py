@@ -125,8 +125,11 @@ def test_undecided_page_says_how_many_more_labels_and_shows_each_figure(
     p = r["calibration"]["correctness"]["difference"]["p_non_inferior"]
     assert (
         f"Need more human labels: about {more} more human-labelled items should settle it "
-        f"(undecided: correctness at P(non-inferior) {p:.2f}; 0.95 is needed)." in html
+        f"(undecided: correctness at P(non-inferior) {p:.3f}; 0.95 is needed)." in html
     )
+    # One set of numbers: the table prints the probability the sentence does.
+    assert html.count(f">{p:.3f}</td>") == 1
+    assert "This batch: " not in html  # analysts get no batch button or its figures
     candidate = r["calibration"]["correctness"]["candidate"]
     n = candidate["tp"] + candidate["fn"] + candidate["fp"] + candidate["tn"]
     rate = (candidate["tp"] + candidate["fn"]) / n
@@ -158,14 +161,20 @@ def test_decided_pages_say_migrate_or_do_not_migrate(client_for, lead, scenario)
     good_html = client_for(lead).get(page_url(good)).content.decode()
     bad_html = client_for(lead).get(page_url(bad)).content.decode()
 
-    p = report_of(good).result["calibration"]["correctness"]["difference"]["p_non_inferior"]
+    good_result = report_of(good).result
+    p = good_result["calibration"]["correctness"]["difference"]["p_non_inferior"]
+    shown = "> 0.999" if p > 0.9995 else f"{p:.3f}"
     assert (
         "Migrate: every critical criterion is non-inferior with probability ≥ 0.95 "
-        f"(lowest: {p:.2f} on correctness)." in good_html
+        f"(lowest: {shown} on correctness)." in good_html.replace("&gt;", ">")
     )
+    assert good_result["decision"]["basis"] == "calibrated"
+    assert good_result["decision"]["probability"] == p
+    # Never "1.00" in the headline against "0.999" in the table: both say the same.
+    assert good_html.replace("&gt;", ">").count(f">{shown}</td>") == 1
     assert (
         "Do not migrate: the candidate is worse than the baseline by more than the 5-point "
-        "margin on correctness (P(non-inferior) 0.00)." in bad_html
+        "margin on correctness (P(non-inferior) &lt; 0.001)." in bad_html
     )
     assert "Create the next batch" not in good_html + bad_html
 
@@ -187,10 +196,47 @@ def test_report_without_calibration_explains_columns_and_pass_threshold(client_f
 
     html = client_for(analyst).get(page_url(campaign)).content.decode()
 
-    assert "No migration decision yet: no criterion could be calibrated" in html
+    # No judge: the reviewers' labels decide, and the page says what a judge would need.
+    assert "From the reviewers' own labels" in html
+    assert 'id="human-decision"' in html
+    assert "Need more human labels" in html
     assert "pass_threshold" in html
     assert "auto_&lt;criterion&gt;_a" in html
     assert "1/0, true/false or pass/fail" in html
+
+
+def test_more_labels_than_the_campaign_has_left_says_so(client_for, lead, undecided):
+    report = report_of(undecided)
+    report.result["decision"]["more_labels_needed"] = 640
+    Report.objects.filter(pk=report.pk).update(result=report.result)
+    left = CampaignItem.objects.filter(campaign=undecided, slots_taken=0).count()
+
+    html = client_for(lead).get(page_url(undecided)).content.decode()
+
+    assert (
+        f"about 640 more human-labelled items should settle it, more than the {left} items of "
+        "this campaign nobody has reviewed yet: import more pairs to settle it" in html
+    )
+    # The batch states its own size as part of that one figure.
+    assert f"This batch: {min(200, left)} of the 640 items the decision needs" in html
+    assert html.count("640") == 2
+
+
+def test_the_page_does_not_ask_for_judge_columns_the_file_has(client_for, lead, make_reviewers):
+    campaign = build_scenario(
+        lead=lead,
+        reviewers=make_reviewers(1),
+        n_items=10,
+        n_labelled=2,
+        baseline_pass=0.8,
+        candidate_pass=0.8,
+    )
+    Report.objects.filter(campaign=campaign).delete()
+
+    html = client_for(lead).get(page_url(campaign)).content.decode()
+
+    assert "The pairs file has the judge&#x27;s verdicts (auto_correctness)" in html
+    assert "needs the judge&#x27;s verdicts" not in html
 
 
 def test_a_judge_no_better_than_chance_is_called_so(client_for, analyst, undecided):
@@ -341,3 +387,37 @@ def test_no_button_when_every_item_already_has_reviewers(client_for, lead, scena
     html = client_for(lead).get(page_url(campaign)).content.decode()
     assert "Every item of this campaign already has reviewers" in html
     assert batch_url(campaign) not in html
+
+
+def test_gates_and_segments_are_shown_and_named_in_the_decision(client_for, analyst, undecided):
+    report = report_of(undecided)
+    decision = report.result["decision"]
+    decision["verdict"] = "do_not_migrate"
+    decision["gates"] = {
+        "p90 latency_ms <= 1500": {
+            "estimate": 2003.0, "ci95": [1990.0, 2010.0], "probability": 0.0, "verdict": "fail",
+            "n": 300,
+        }
+    }  # fmt: skip
+    decision["segment_key"] = "region"
+    decision["segments"] = {
+        "eu": {"verdict": "need_more_labels", "probability": 0.9, "n_items": 150,
+               "basis": "calibrated", "more_labels_needed": 40},
+        "us": {"verdict": "do_not_migrate", "probability": 0.01, "n_items": 150,
+               "basis": "calibrated", "more_labels_needed": None},
+    }  # fmt: skip
+    Report.objects.filter(pk=report.pk).update(result=report.result)
+
+    html = client_for(analyst).get(page_url(undecided)).content.decode()
+
+    assert (
+        "Do not migrate: p90 latency_ms &lt;= 1500 is not met (probability &lt; 0.001) and "
+        "region us says do not migrate." in html
+    )
+    gates_table = html[html.index('id="gates"') :]
+    assert "2003.0 (1990.0 to 2010.0)" in gates_table[: gates_table.index("</table>")]
+    segments = html[html.index('id="segments"') :]
+    segments = segments[: segments.index("</table>")]
+    assert "need more labels" in segments
+    assert "do not migrate" in segments
+    assert ">0.900<" in segments

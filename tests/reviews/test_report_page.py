@@ -108,10 +108,72 @@ def test_headline_in_words():
 
     pref = {"p_non_inferior": 0.9712, "margin": 0.05, "win_rate": 0.6}
     assert headline(pref, 0.95) == (
-        "The candidate is non-inferior to the baseline with probability 0.97 at a 5-point margin."
+        "The candidate is non-inferior to the baseline with probability 0.971 at a 5-point margin."
     )
+    # Never rounded up to certainty, as the migration page's figures are not either.
+    assert "probability > 0.999 at" in headline({**pref, "p_non_inferior": 0.99991}, 0.95)
     assert headline({**pref, "p_non_inferior": 0.5}, 0.95).startswith("Not decided yet")
     assert headline({**pref, "p_non_inferior": 0.01}, 0.95).startswith("The candidate is worse")
+
+
+def test_page_shows_alpha_kappa_and_ac1_with_intervals_and_readings(client_for, analyst):
+    campaign = campaign_with_judgments(30, slug="agree", per_item=3)
+    aggregation.run_aggregation(campaign_id=campaign.pk)
+    agreement = Report.objects.get(campaign=campaign).result["agreement"]["preference"]
+    html = client_for(analyst).get(page_url(campaign)).content.decode()
+    table = html[html.index('id="agreement-table"') :]
+    table = table[: table.index("</table>")]
+    for name, label in (
+        ("krippendorff_alpha", "Krippendorff's α"),
+        ("fleiss_kappa", "Fleiss' κ"),
+        ("gwet_ac1", "Gwet's AC1"),
+    ):
+        lo, hi = agreement[f"{name}_ci95"]
+        row = re.search(rf"<td>{re.escape(label)}</td>.*?</tr>", table.replace("&#x27;", "'"))
+        assert row, label
+        assert f"{agreement[name]:.3f}" in row.group(0)
+        assert f"{lo:.3f} to {hi:.3f}" in row.group(0)
+        assert re.search(r"agreement|reliable|unreliable|tentative|chance", row.group(0))
+
+
+def test_page_says_the_decision_and_its_basis_for_a_campaign_without_a_judge(
+    client_for, analyst, reported
+):
+    html = client_for(analyst).get(page_url(reported)).content.decode()
+    decision = html[html.index('id="report-decision"') :]
+    decision = decision[: decision.index("</p>")]
+    assert "rests on the reviewers&#x27; own labels" in decision
+    assert "lowest P(non-inferior)" in decision
+
+
+def test_probabilities_read_the_same_in_the_headline_and_the_table(client_for, analyst):
+    campaign = campaign_with_judgments(30, slug="sure", per_item=3)
+    aggregation.run_aggregation(campaign_id=campaign.pk)
+    p = Report.objects.get(campaign=campaign).result["preference"]["p_non_inferior"]
+    assert p > 0.9995  # the campaign is as sure as the test needs
+    html = client_for(analyst).get(page_url(campaign)).content.decode()
+    assert "with probability &gt; 0.999 at a 5-point margin" in html
+    assert '<td class="num">&gt; 0.999</td>' in html
+    assert ">1.000<" not in html
+
+
+def test_an_undecided_page_gives_one_more_labels_figure(client_for, analyst):
+    campaign = factories.CampaignFactory(slug="undecided", margin=0.1)
+    reviewers = [factories.UserFactory() for _ in range(2)]
+    for i in range(20):
+        item = factories.CampaignItemFactory(campaign=campaign)
+        for reviewer in reviewers:
+            factories.JudgmentFactory(
+                assignment__campaign_item=item,
+                assignment__reviewer=reviewer,
+                preference="candidate" if i < 9 else "baseline",
+            )
+    aggregation.run_aggregation(campaign_id=campaign.pk)
+    decision = Report.objects.get(campaign=campaign).result["decision"]
+    assert decision["verdict"] == "need_more_labels"
+    html = client_for(analyst).get(page_url(campaign)).content.decode()
+    assert f"about {decision['more_labels_needed']} more human-labelled items" in html
+    assert "more decisive judgments until" not in html
 
 
 def test_page_without_a_report_offers_to_compute_one(client_for, lead):

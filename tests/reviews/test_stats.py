@@ -9,6 +9,7 @@ import numpy as np
 import pandas as pd
 import pytest
 from scipy import sparse
+from scipy import stats as scipy_stats
 from scipy.stats import beta
 
 from reviews.reports import stats
@@ -227,7 +228,9 @@ def test_preference_agreement_counts_items_as_units():
     result = stats.preference_agreement(prefs)
     assert result["n_units"] == 2
     assert result["percent_agreement"] == 0.5
-    assert result["fleiss_kappa"] is None  # item c has one judgment
+    # Item c has one judgment: it adds to the category shares (Gwet 2014, section 2.5) and does
+    # not make kappa undefined. p_a = 0.5, shares (1/3, 1/2, 1/6, 0), p_e = 14/36.
+    assert result["fleiss_kappa"] == pytest.approx((0.5 - 14 / 36) / (1 - 14 / 36))
     expected = krippendorff.alpha(
         reliability_data=[[0, 1, 1], [0, 2, NAN]], level_of_measurement="nominal"
     )
@@ -307,6 +310,15 @@ def test_holm_matches_wikipedia_example():
     assert stats.holm([0.01, 0.04, 0.03, 0.005]) == pytest.approx([0.03, 0.06, 0.06, 0.02])
 
 
+@pytest.mark.parametrize("seed", range(5))
+def test_holm_equals_statsmodels_multipletests(seed):
+    from statsmodels.stats.multitest import multipletests
+
+    p = np.random.default_rng(seed).uniform(0, 0.2, 12)
+    p[3] = p[7]  # ties keep their order
+    assert stats.holm(list(p)) == pytest.approx(list(multipletests(p, method="holm")[1]))
+
+
 def test_position_bias_binomial_test_matches_hand_computation():
     """9 of 10 decisive judgments chose the left side: two-sided exact p = 2 (C(10,9) + C(10,10))
     / 2^10 = 22/1024. Ties do not count."""
@@ -326,7 +338,7 @@ def test_position_bias_is_null_without_decisive_judgments():
 
 
 def test_criteria_summary_pairs_differences_by_item_and_reviewer():
-    """Differences 1, 2, 3: mean 2, sd 1, t(0.975, 2) = 4.303 (t tables), so 2 -/+ 4.303/sqrt 3.
+    """Differences 1, 2 (item a) and 3 (item b): mean 2, clustered by item.
     The unpaired baseline score counts in the baseline mean only."""
     rows = [
         ("a", "r1", "correctness", "baseline", 2.0),
@@ -341,7 +353,9 @@ def test_criteria_summary_pairs_differences_by_item_and_reviewer():
     ]
     scores = pd.DataFrame(rows, columns=["item_id", "reviewer", "criterion", "target", "value"])
     summary = stats.criteria_summary(scores, RUBRIC)
-    half_width = 4.303 / math.sqrt(3)
+    # Design-aware: two items (a: differences 1 and 2, b: 3), residuals summed per item
+    # (-1, +1), V = 2 x 2 / 3^2, t with one degree of freedom (items - 1).
+    half_width = 12.706 * math.sqrt(4 / 9)
     assert summary["correctness"]["baseline_mean"] == pytest.approx(11 / 4)
     assert summary["correctness"]["candidate_mean"] == pytest.approx(4.0)
     assert summary["correctness"]["mean_diff"] == pytest.approx(2.0)
@@ -384,9 +398,19 @@ def test_reviewer_summary_counts_pairwise_agreement_with_others():
     assert by_reviewer["r4"]["agreement_with_others"] is None
 
 
+def _effective_p(rate, n_eff, n_items):
+    """Korn & Graubard (1998) by hand: n_eff scaled by (z / t_{items-1})^2, then the exact
+    binomial test on the rounded effective counts."""
+    n = n_eff * (scipy_stats.norm.ppf(0.975) / scipy_stats.t.ppf(0.975, n_items - 1)) ** 2
+    n = max(1, round(n))
+    return scipy_stats.binomtest(round(rate * n), n, 0.5).pvalue
+
+
 def test_slice_summary_tests_each_slice_and_holm_adjusts_across_keys():
-    """billing: 9 wins of 10 decisive -> p = 22/1024; shipping: 1 of 2 -> p = 1.
-    region eu holds both -> 10 of 12, p = 2 x (1 + 12 + 66)/4096. Holm over the three."""
+    """billing: 9 wins of 10 decisive, one per item: residuals 0.1 (x9) and -0.9, V = (10/9) x
+    0.9 / 10^2 = 0.01, n_eff = 0.09 / 0.01 = 9. shipping: 1 of 2, n_eff = 0.25 / 0.25 = 1. region
+    eu holds both: 10 of 12, V = (12/11)(60/36) / 144, n_eff = (5/36) / V = 11. Holm over the
+    three."""
     rows = [(f"b{k}", "r1", "candidate", True) for k in range(9)]
     rows += [("b9", "r1", "baseline", True), ("b9", "r2", "tie", True)]
     rows += [("s0", "r1", "candidate", True), ("s1", "r1", "baseline", True)]
@@ -402,12 +426,15 @@ def test_slice_summary_tests_each_slice_and_holm_adjusts_across_keys():
     eu = result["region"]["eu"]
     assert billing["n_judgments"] == 11
     assert billing["win_rate"] == 0.9
-    assert billing["p_value"] == pytest.approx(22 / 1024)
+    p_billing, p_eu = _effective_p(0.9, 9, 10), _effective_p(10 / 12, 11, 12)
+    assert billing["p_value"] == pytest.approx(p_billing)
     assert shipping["p_value"] == pytest.approx(1.0)
-    assert eu["p_value"] == pytest.approx(2 * 79 / 4096)
-    # Holm by hand: sorted 22/1024 < 158/4096 < 1, times 3, 2 and 1.
-    assert billing["p_holm"] == pytest.approx(3 * 22 / 1024)
-    assert eu["p_holm"] == pytest.approx(2 * 158 / 4096)
+    assert eu["p_value"] == pytest.approx(p_eu)
+    # Judgments that are independent (one per item) are no more sure than the binomial says.
+    assert billing["p_value"] >= 22 / 1024
+    low, high = sorted([p_billing, p_eu])
+    assert min(billing["p_holm"], eu["p_holm"]) == pytest.approx(3 * low)
+    assert max(billing["p_holm"], eu["p_holm"]) == pytest.approx(max(3 * low, 2 * high))
     assert shipping["p_holm"] == pytest.approx(1.0)
 
 
@@ -597,6 +624,7 @@ def test_compute_report_has_the_design_sections_and_plain_json():
         "p_candidate_better",
         "p_non_inferior",
         "margin",
+        "design_effect",
         "length_controlled_win_rate",
         "stopping",
     ]
@@ -605,12 +633,19 @@ def test_compute_report_has_the_design_sections_and_plain_json():
     assert set(report["agreement"]) == {"preference", "correctness", "refusal_ok", "overall"}
     assert set(report["agreement"]["preference"]) == {
         "krippendorff_alpha",
+        "krippendorff_alpha_ci95",
         "fleiss_kappa",
+        "fleiss_kappa_ci95",
         "gwet_ac1",
+        "gwet_ac1_ci95",
         "percent_agreement",
         "n_units",
     }
-    assert report["agreement"]["preference"]["fleiss_kappa"] is not None  # overlap 3 everywhere
+    agreement = report["agreement"]["preference"]
+    assert agreement["fleiss_kappa"] is not None  # overlap 3 everywhere
+    for name in ("krippendorff_alpha", "fleiss_kappa", "gwet_ac1"):
+        lo, hi = agreement[f"{name}_ci95"]
+        assert lo < agreement[name] < hi
     assert report["agreement"]["correctness"]["level"] == "ordinal"
     assert "krippendorff_alpha_interval" in report["agreement"]["overall"]
     assert report["agreement"]["refusal_ok"] == {
@@ -655,8 +690,11 @@ def test_compute_report_on_empty_frames_is_all_null():
         assert preference[key] is None
     assert report["agreement"]["preference"] == {
         "krippendorff_alpha": None,
+        "krippendorff_alpha_ci95": None,
         "fleiss_kappa": None,
+        "fleiss_kappa_ci95": None,
         "gwet_ac1": None,
+        "gwet_ac1_ci95": None,
         "percent_agreement": None,
         "n_units": 0,
     }
@@ -685,7 +723,11 @@ def test_compute_report_with_a_single_rater_and_only_ties():
         if key != "n_units"
     )
     assert report["agreement"]["overall"]["krippendorff_alpha"] is None
-    assert report["criteria"]["overall"] == {"mean": 4.0, "ci95": [4.0, 4.0]}
+    # Six identical scores: no spread seen is not certainty; the interval is that of one item in
+    # six moving by half the 1-5 scale.
+    overall = report["criteria"]["overall"]
+    assert overall["mean"] == 4.0
+    assert overall["ci95"][0] < 4.0 < overall["ci95"][1]
     assert report["reviewers"] == [
         {"reviewer": "solo", "n": 6, "median_seconds": 30.0, "agreement_with_others": None}
     ]
@@ -718,3 +760,118 @@ def test_compute_report_accepts_integer_and_categorical_ids():
     meta_int = item_meta.assign(item_id=item_meta["item_id"].map(as_numbers))
     report = stats.compute_report(prefs_int, scores_cat, meta_int, rubric=RUBRIC, margin=0.05)
     assert _flatten(report) == pytest.approx(expected)
+
+
+# --- Design-aware uncertainty (reviews/reports/uncertainty.py) ---------------------------------
+
+
+def test_cluster_variance_equals_statsmodels_one_and_two_way_clustering():
+    """Cameron, Gelbach & Miller (2011) as statsmodels implements it: a mean's variance clustered
+    by item, and by item and reviewer (each item graded once by 3 of 12 reviewers)."""
+    import statsmodels.api as sm
+    from statsmodels.stats.sandwich_covariance import cov_cluster, cov_cluster_2groups
+
+    from reviews.reports import uncertainty
+
+    rng = np.random.default_rng(0)
+    items = np.repeat(np.arange(60), 3)
+    reviewers = (items + np.tile(np.arange(3), 60) * 4) % 12
+    y = rng.normal(size=len(items)) + items * 0.05 + reviewers * 0.1
+    fit = sm.OLS(y, np.ones(len(y))).fit()
+    ones = np.ones(len(y))
+    by_item = uncertainty.ratio_variance(y, ones, items=items)[1]
+    assert by_item == pytest.approx(cov_cluster(fit, items)[0, 0])
+    two_way, _, _ = cov_cluster_2groups(fit, items, reviewers)
+    _, variance, details = uncertainty.ratio_variance(y, ones, items=items, reviewers=reviewers)
+    assert details["design"] == "items and reviewers"
+    assert variance == pytest.approx(two_way[0, 0])
+
+
+def test_few_reviewers_cluster_on_items_only():
+    from reviews.reports import uncertainty
+
+    items = np.repeat(np.arange(20), 3)
+    reviewers = np.tile(np.arange(3), 20)
+    y = np.random.default_rng(1).normal(size=60)
+    _, variance, details = uncertainty.ratio_variance(
+        y, np.ones(60), items=items, reviewers=reviewers
+    )
+    assert details["design"] == "items"
+    assert variance == uncertainty.ratio_variance(y, np.ones(60), items=items)[1]
+
+
+def test_win_rate_interval_widens_when_judgments_of_an_item_agree():
+    """Three reviewers who always agree on an item carry one item's evidence, not three
+    judgments': the design effect is ~3 and the interval as wide as with one judgment per item."""
+    rows = []
+    for i in range(40):
+        choice = "candidate" if i % 5 else "baseline"
+        rows += [(f"i{i}", f"r{j}", choice, True) for j in range(3)]
+    clustered = stats.preference_uncertainty(make_prefs(rows), margin=0.05)
+    single = stats.preference_uncertainty(make_prefs(rows[::3]), margin=0.05)
+    assert clustered["rate"] == single["rate"] == 0.8
+    assert clustered["design_effect"] / single["design_effect"] == pytest.approx(3)
+    width = clustered["ci95"][1] - clustered["ci95"][0]
+    assert width == pytest.approx(single["ci95"][1] - single["ci95"][0], rel=0.05)
+    wilson = stats.wilson_interval(96, 120)
+    assert width > 1.5 * (wilson[1] - wilson[0])
+
+
+def test_every_judgment_for_the_candidate_is_not_certainty():
+    prefs = make_prefs([(f"i{i}", f"r{j}", "candidate", True) for i in range(10) for j in range(3)])
+    design = stats.preference_uncertainty(prefs, margin=0.05)
+    lo, hi = design["ci95"]
+    assert hi == 1.0
+    assert 0.8 < lo < 1.0
+    bootstrap = stats.item_bootstrap_ci(prefs)
+    assert bootstrap != [1.0, 1.0]
+    assert bootstrap[0] < 1.0
+    assert design["p_non_inferior"] < 1.0
+
+
+def test_no_decisive_judgment_gives_no_probability_not_the_prior():
+    report = stats.compute_report(*empty_frames(), rubric=RUBRIC, margin=0.05)
+    assert report["preference"]["p_non_inferior"] is None
+    assert report["preference"]["p_candidate_better"] is None
+    ties = make_prefs([("a", "r1", "tie", True), ("b", "r1", "both_bad", True)])
+    assert stats.preference_uncertainty(ties, margin=0.05)["p_non_inferior"] is None
+
+
+def test_one_single_reviewer_item_leaves_fleiss_kappa_defined():
+    rows = [(f"i{i}", f"r{j}", ("candidate", "baseline")[(i + j) % 2 * (i % 3 == 0)], True)
+            for i in range(12) for j in range(3)]  # fmt: skip
+    rows.append(("lonely", "r0", "tie", True))
+    agreement = stats.preference_agreement(make_prefs(rows))
+    assert agreement["fleiss_kappa"] is not None
+    # Without the lonely item, equal raters everywhere: Fleiss (1971) as statsmodels has it.
+    equal = stats.preference_agreement(make_prefs(rows[:-1]))
+    table = np.zeros((12, 4))
+    for item, _, pref, _ in rows[:-1]:
+        table[int(item[1:]), stats.PREFERENCES.index(pref)] += 1
+    assert equal["fleiss_kappa"] == pytest.approx(stats.fleiss_kappa(table))
+
+
+def test_agreement_intervals_equal_resampling_items_directly():
+    """The pooled multinomial bootstrap draws the same replicates as resampling the table's rows
+    with the same counts."""
+    rng = np.random.default_rng(3)
+    table = np.zeros((30, 4))
+    for unit in range(30):
+        for _ in range(3):
+            table[unit, rng.choice(4, p=[0.5, 0.3, 0.15, 0.05]) if unit % 4 else 0] += 1
+    intervals = stats.agreement_intervals(table, n_boot=400, seed=9)
+    patterns, sizes = stats._pooled_rows(table)
+    assert {tuple(row) for row in patterns} == {tuple(row) for row in np.unique(table, axis=0)}
+    draws = np.random.default_rng(9).multinomial(30, sizes / 30, size=400)
+    direct = {"krippendorff_alpha": [], "fleiss_kappa": [], "gwet_ac1": []}
+    for w in draws:
+        resampled = np.repeat(patterns, w, axis=0)
+        direct["krippendorff_alpha"].append(
+            stats.krippendorff_alpha_counts(resampled, np.arange(4), "nominal")
+        )
+        direct["fleiss_kappa"].append(stats.fleiss_kappa_unequal(resampled))
+        direct["gwet_ac1"].append(stats.gwet_ac1(resampled, n_categories=4))
+    for name, values in direct.items():
+        values = np.array([np.nan if v is None else v for v in values])
+        expected = np.quantile(values[np.isfinite(values)], [0.025, 0.975])
+        assert intervals[name] == pytest.approx(list(expected)), name

@@ -45,7 +45,8 @@ def summary(report) -> str:
         f"P(non-inferior at margin {pref['margin']:g}): {pref['p_non_inferior']:.3f}"
         if pref["p_non_inferior"] is not None
         else "P(non-inferior): n/a",
-        f"decision: {r['decision']['verdict'] or 'no calibrated criteria'}",
+        f"decision: {r['decision']['verdict'] or 'none'}"
+        + (f" (basis {r['decision']['basis']})" if r["decision"].get("basis") else ""),
         f"report {report.pk}, computed in {report.seconds or 0:.2f} s",
     ]
     return "\n".join(lines)
