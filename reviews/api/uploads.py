@@ -2,6 +2,7 @@
 temporary file, never whole into memory, and refused past the upload limit before most of an
 oversized body has been read."""
 
+import re
 import tempfile
 from contextlib import contextmanager
 from pathlib import Path
@@ -36,7 +37,9 @@ def body_file(request, *, filename: str, accepted: dict[str, str]):
         declared = 0
     if declared > limit:
         raise ApiError(413, too_big)
-    stem = Path(filename).stem[:100] or "upload"
+    # The name is the caller's (a query parameter): keep only what is safe in a file name, so
+    # a NUL byte or a path separator becomes a plain character instead of an OSError.
+    stem = re.sub(r"[^\w.-]+", "_", Path(filename).stem)[:100].strip("._") or "upload"
     with tempfile.TemporaryDirectory() as directory:
         path = Path(directory) / f"{stem}{accepted[kind]}"
         size = 0

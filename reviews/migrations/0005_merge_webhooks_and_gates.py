@@ -4,11 +4,9 @@ from django.db import migrations
 
 
 class Migration(migrations.Migration):
-
     dependencies = [
-        ('reviews', '0004_campaign_webhooks_and_delivery_log'),
-        ('reviews', '0004_judgment_placement_known_campaign_gates_segments'),
+        ("reviews", "0004_campaign_webhooks_and_delivery_log"),
+        ("reviews", "0004_judgment_placement_known_campaign_gates_segments"),
     ]
 
-    operations = [
-    ]
+    operations = []

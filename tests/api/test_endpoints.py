@@ -222,6 +222,18 @@ def test_a_broken_judgments_file_is_a_400_with_file_line_messages_and_saves_noth
     assert not Judgment.objects.exists()
 
 
+@pytest.mark.parametrize("name", ["bad%00name.csv", "..%2F..%2Fetc%2Fpasswd", "%2F"])
+def test_a_hostile_file_name_is_made_safe_not_a_500(lead_api, campaign_slug, name):
+    labels = "item_id,reviewer,preference\nT-9,r1@example.org,meh\n"
+    response = lead_api.post_file(
+        f"/api/v1/campaigns/{campaign_slug}/judgments?filename={name}", labels
+    )
+    assert response.status_code == 400
+    detail = response.json()["details"][0]
+    assert "/" not in detail.split(":")[0]
+    assert "\x00" not in detail
+
+
 def test_assigning_to_an_unknown_email_is_a_400_naming_it(lead_api, campaign_slug, reviewer):
     response = lead_api.post_json(
         f"/api/v1/campaigns/{campaign_slug}/assignments",
