@@ -6,113 +6,179 @@ from django.db import migrations, models
 
 
 class Migration(migrations.Migration):
-
     dependencies = [
-        ('datasets', '0003_item_gold_answer'),
-        ('reviews', '0003_assignment_next_item_index'),
+        ("datasets", "0003_item_gold_answer"),
+        ("reviews", "0003_assignment_next_item_index"),
         migrations.swappable_dependency(settings.AUTH_USER_MODEL),
     ]
 
     operations = [
         migrations.CreateModel(
-            name='Adjudication',
+            name="Adjudication",
             fields=[
-                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('label', models.CharField(choices=[('candidate', 'Candidate'), ('baseline', 'Baseline'), ('tie', 'Tie'), ('both_bad', 'Both bad')], max_length=10)),
-                ('note', models.TextField(blank=True)),
-                ('decided_at', models.DateTimeField(auto_now=True)),
+                (
+                    "id",
+                    models.BigAutoField(
+                        auto_created=True, primary_key=True, serialize=False, verbose_name="ID"
+                    ),
+                ),
+                (
+                    "label",
+                    models.CharField(
+                        choices=[
+                            ("candidate", "Candidate"),
+                            ("baseline", "Baseline"),
+                            ("tie", "Tie"),
+                            ("both_bad", "Both bad"),
+                        ],
+                        max_length=10,
+                    ),
+                ),
+                ("note", models.TextField(blank=True)),
+                ("decided_at", models.DateTimeField(auto_now=True)),
             ],
             options={
-                'ordering': ['campaign', 'campaign_item'],
+                "ordering": ["campaign", "campaign_item"],
             },
         ),
         migrations.CreateModel(
-            name='ReviewerPause',
+            name="ReviewerPause",
             fields=[
-                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('n_gold', models.PositiveIntegerField(default=0)),
-                ('n_correct', models.PositiveIntegerField(default=0)),
-                ('created_at', models.DateTimeField(auto_now_add=True)),
-                ('reinstated_at', models.DateTimeField(blank=True, null=True)),
+                (
+                    "id",
+                    models.BigAutoField(
+                        auto_created=True, primary_key=True, serialize=False, verbose_name="ID"
+                    ),
+                ),
+                ("n_gold", models.PositiveIntegerField(default=0)),
+                ("n_correct", models.PositiveIntegerField(default=0)),
+                ("created_at", models.DateTimeField(auto_now_add=True)),
+                ("reinstated_at", models.DateTimeField(blank=True, null=True)),
             ],
             options={
-                'ordering': ['campaign', 'created_at'],
+                "ordering": ["campaign", "created_at"],
             },
         ),
         migrations.RemoveConstraint(
-            model_name='assignment',
-            name='one_assignment_per_reviewer_item',
+            model_name="assignment",
+            name="one_assignment_per_reviewer_item",
         ),
         migrations.AddField(
-            model_name='assignment',
-            name='kind',
-            field=models.CharField(choices=[('live', 'Live item'), ('gold', 'Known-answer item'), ('repeat', 'Repeat with the sides swapped')], db_default='live', default='live', max_length=10),
+            model_name="assignment",
+            name="kind",
+            field=models.CharField(
+                choices=[
+                    ("live", "Live item"),
+                    ("gold", "Known-answer item"),
+                    ("repeat", "Repeat with the sides swapped"),
+                ],
+                db_default="live",
+                default="live",
+                max_length=10,
+            ),
         ),
         migrations.AddField(
-            model_name='campaign',
-            name='gold_rate',
+            model_name="campaign",
+            name="gold_rate",
             field=models.FloatField(db_default=0.05, default=0.05),
         ),
         migrations.AddField(
-            model_name='campaign',
-            name='min_accuracy',
+            model_name="campaign",
+            name="min_accuracy",
             field=models.FloatField(blank=True, null=True),
         ),
         migrations.AddField(
-            model_name='campaign',
-            name='qualify_items',
+            model_name="campaign",
+            name="qualify_items",
             field=models.PositiveSmallIntegerField(db_default=0, default=0),
         ),
         migrations.AddField(
-            model_name='campaign',
-            name='repeat_rate',
+            model_name="campaign",
+            name="repeat_rate",
             field=models.FloatField(db_default=0.0, default=0.0),
         ),
         migrations.AddField(
-            model_name='campaignitem',
-            name='is_gold',
+            model_name="campaignitem",
+            name="is_gold",
             field=models.BooleanField(db_default=False, default=False),
         ),
         migrations.AddConstraint(
-            model_name='assignment',
-            constraint=models.UniqueConstraint(condition=models.Q(('kind', 'repeat'), _negated=True), fields=('campaign', 'item', 'reviewer'), name='one_assignment_per_reviewer_item'),
+            model_name="assignment",
+            constraint=models.UniqueConstraint(
+                condition=models.Q(("kind", "repeat"), _negated=True),
+                fields=("campaign", "item", "reviewer"),
+                name="one_assignment_per_reviewer_item",
+            ),
         ),
         migrations.AddConstraint(
-            model_name='assignment',
-            constraint=models.UniqueConstraint(condition=models.Q(('kind', 'repeat')), fields=('campaign', 'item', 'reviewer'), name='one_repeat_per_reviewer_item'),
+            model_name="assignment",
+            constraint=models.UniqueConstraint(
+                condition=models.Q(("kind", "repeat")),
+                fields=("campaign", "item", "reviewer"),
+                name="one_repeat_per_reviewer_item",
+            ),
         ),
         migrations.AddField(
-            model_name='adjudication',
-            name='campaign',
-            field=models.ForeignKey(on_delete=django.db.models.deletion.CASCADE, related_name='adjudications', to='reviews.campaign'),
+            model_name="adjudication",
+            name="campaign",
+            field=models.ForeignKey(
+                on_delete=django.db.models.deletion.CASCADE,
+                related_name="adjudications",
+                to="reviews.campaign",
+            ),
         ),
         migrations.AddField(
-            model_name='adjudication',
-            name='campaign_item',
-            field=models.OneToOneField(on_delete=django.db.models.deletion.CASCADE, related_name='adjudication', to='reviews.campaignitem'),
+            model_name="adjudication",
+            name="campaign_item",
+            field=models.OneToOneField(
+                on_delete=django.db.models.deletion.CASCADE,
+                related_name="adjudication",
+                to="reviews.campaignitem",
+            ),
         ),
         migrations.AddField(
-            model_name='adjudication',
-            name='decided_by',
-            field=models.ForeignKey(null=True, on_delete=django.db.models.deletion.SET_NULL, related_name='+', to=settings.AUTH_USER_MODEL),
+            model_name="adjudication",
+            name="decided_by",
+            field=models.ForeignKey(
+                null=True,
+                on_delete=django.db.models.deletion.SET_NULL,
+                related_name="+",
+                to=settings.AUTH_USER_MODEL,
+            ),
         ),
         migrations.AddField(
-            model_name='reviewerpause',
-            name='campaign',
-            field=models.ForeignKey(on_delete=django.db.models.deletion.CASCADE, related_name='pauses', to='reviews.campaign'),
+            model_name="reviewerpause",
+            name="campaign",
+            field=models.ForeignKey(
+                on_delete=django.db.models.deletion.CASCADE,
+                related_name="pauses",
+                to="reviews.campaign",
+            ),
         ),
         migrations.AddField(
-            model_name='reviewerpause',
-            name='reinstated_by',
-            field=models.ForeignKey(blank=True, null=True, on_delete=django.db.models.deletion.SET_NULL, related_name='+', to=settings.AUTH_USER_MODEL),
+            model_name="reviewerpause",
+            name="reinstated_by",
+            field=models.ForeignKey(
+                blank=True,
+                null=True,
+                on_delete=django.db.models.deletion.SET_NULL,
+                related_name="+",
+                to=settings.AUTH_USER_MODEL,
+            ),
         ),
         migrations.AddField(
-            model_name='reviewerpause',
-            name='reviewer',
-            field=models.ForeignKey(on_delete=django.db.models.deletion.CASCADE, related_name='+', to=settings.AUTH_USER_MODEL),
+            model_name="reviewerpause",
+            name="reviewer",
+            field=models.ForeignKey(
+                on_delete=django.db.models.deletion.CASCADE,
+                related_name="+",
+                to=settings.AUTH_USER_MODEL,
+            ),
         ),
         migrations.AddConstraint(
-            model_name='reviewerpause',
-            constraint=models.UniqueConstraint(fields=('campaign', 'reviewer'), name='one_pause_per_reviewer'),
+            model_name="reviewerpause",
+            constraint=models.UniqueConstraint(
+                fields=("campaign", "reviewer"), name="one_pause_per_reviewer"
+            ),
         ),
     ]
