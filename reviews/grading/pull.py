@@ -14,7 +14,7 @@ from django.db.models.functions import Mod
 
 from reviews.campaigns.helpers import _derived_seed, _least_used_side
 from reviews.campaigns.services import reviewer_notice
-from reviews.grading import hot_reads
+from reviews.grading import hot_reads, qualification
 from reviews.models import Assignment, Campaign, CampaignItem
 
 if TYPE_CHECKING:
@@ -41,9 +41,14 @@ def pull_next_assignment(*, campaign: Campaign, reviewer: User) -> Assignment | 
         return queued
     fresh = (
         Campaign.objects.filter(pk=campaign.pk)
-        .values("status", "mode", "overlap", "seed", "instructions_version", "rubric__version")
+        .annotate(paused=Exists(qualification.active_pauses(reviewer=reviewer)))
+        .values(
+            "status", "mode", "overlap", "seed", "instructions_version", "rubric__version", "paused"
+        )
         .get()
     )
+    if fresh["paused"]:
+        raise ValidationError(qualification.PAUSED_MESSAGE, code="reviewer_paused")
     if fresh["status"] != Campaign.Status.ACTIVE:
         campaign.status = fresh["status"]
         raise ValidationError(reviewer_notice(campaign) or "", code=fresh["status"])

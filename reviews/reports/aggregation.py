@@ -27,7 +27,7 @@ from psycopg import sql
 
 from reviews.exports.writing import reviewer_pseudonym
 from reviews.models import Campaign, CampaignItem, Judgment, Report
-from reviews.reports import calibration, stats
+from reviews.reports import calibration, quality_frames, stats
 
 logger = logging.getLogger(__name__)
 
@@ -433,6 +433,7 @@ def _frames(campaign: Campaign, *, criteria: list[dict]):
     else:
         raw, flat, key = _judgment_frames(campaign.pk, rubric)
         items, item_meta = _item_frames(campaign, criteria)
+    raw, flat = quality_frames.live_only(campaign, raw, flat)
     ids, users = pd.factorize(raw["reviewer_id"])
     # The same pseudonyms as the analysts' exports, so the two can be joined.
     reviewer = pd.Categorical.from_codes(ids, [reviewer_pseudonym(int(u)) for u in users])
@@ -531,6 +532,9 @@ def _aggregate(campaign: Campaign) -> tuple[dict[str, Any], str]:
     rubric = list(campaign.rubric.criteria or [])
     criteria = calibratable_criteria(rubric)
     prefs, scores, items, item_meta, key = _frames(campaign, criteria=criteria)
+    answered, truth = prefs, quality_frames.adjudicated(campaign, prefs)
+    if truth is not None:
+        prefs = truth
     report = {
         "campaign": campaign.slug,
         "baseline": campaign.baseline.name,
@@ -547,7 +551,16 @@ def _aggregate(campaign: Campaign) -> tuple[dict[str, Any], str]:
             seed=campaign.seed,
         ),
     }
+    if truth is not None:
+        quality_frames.keep_raw_agreement(report, answered)
     report["calibration"], report["decision"] = calibrate(campaign, scores, items, criteria)
+    quality_frames.add_quality(
+        report,
+        campaign,
+        decide_without=lambda flagged: calibrate(
+            campaign, scores[~scores["reviewer"].isin(flagged)], items, criteria
+        )[1],
+    )
     return report, key
 
 

@@ -29,6 +29,7 @@ REPORT_KEYS = {
     "slices",
     "calibration",
     "decision",
+    "quality",
 }
 
 # item -> (reviewer 1's preference, reviewer 2's preference)
