@@ -33,7 +33,7 @@ def live_only(
         .exclude(status=Assignment.Status.PENDING)
         .values_list("item_id", "reviewer_id", "candidate_left")
     )
-    if not gold and not repeats or raw.empty:
+    if (not gold and not repeats) or raw.empty:
         return raw, flat
     drop = raw["item_id"].isin(gold).to_numpy()
     if repeats:
