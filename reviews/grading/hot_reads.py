@@ -93,7 +93,7 @@ def next_pending(*, campaign_id: int, reviewer_id: int) -> Assignment | None:
     return _assignment(
         "a.campaign_id = %s AND a.reviewer_id = %s AND a.status = %s AND EXISTS"
         " (SELECT 1 FROM reviews_campaign c WHERE c.id = a.campaign_id AND c.status = %s)"
-        f" AND NOT {_PAUSED}",  # noqa: S608 - fixed SQL
+        f" AND NOT {_PAUSED}",
         [campaign_id, reviewer_id, Assignment.Status.PENDING, Campaign.Status.ACTIVE],
         order=" ORDER BY a.position, a.id",
     )
