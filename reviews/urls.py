@@ -1,7 +1,7 @@
 from django.urls import path
 
 from reviews.audit import views as audit_views
-from reviews.campaigns import rubric_views
+from reviews.campaigns import adjudication_views, rubric_views
 from reviews.campaigns import views as campaign_views
 from reviews.grading import views as grading_views
 from reviews.reports import views as report_views
@@ -40,6 +40,12 @@ urlpatterns = [
     path("campaigns/<slug:slug>/batches/new/", campaign_views.batch_create, name="batch-create"),
     path("campaigns/<slug:slug>/unassign/", campaign_views.unassign, name="unassign"),
     path("campaigns/<slug:slug>/reassign/", campaign_views.reassign, name="reassign"),
+    path("campaigns/<slug:slug>/reinstate/", campaign_views.reinstate, name="reinstate"),
+    path(
+        "campaigns/<slug:slug>/adjudication/",
+        adjudication_views.adjudication,
+        name="adjudication",
+    ),
     path("rubrics/", rubric_views.rubric_list, name="rubrics"),
     path("rubrics/new/", rubric_views.rubric_create, name="rubric-create"),
     path("rubrics/import/", rubric_views.rubric_import, name="rubric-import"),

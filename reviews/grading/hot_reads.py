@@ -87,13 +87,18 @@ def assignment_by_token(*, token: str, reviewer_id: int) -> Assignment | None:
     return _assignment("a.token = %s AND a.reviewer_id = %s", [token, reviewer_id])
 
 
+_NEXT_PENDING = (
+    "a.campaign_id = %s AND a.reviewer_id = %s AND a.status = %s AND EXISTS"  # noqa: S608 - fixed SQL
+    " (SELECT 1 FROM reviews_campaign c WHERE c.id = a.campaign_id AND c.status = %s)"
+    " AND NOT " + _PAUSED
+)
+
+
 def next_pending(*, campaign_id: int, reviewer_id: int) -> Assignment | None:
     """The reviewer's first pending assignment in an active campaign, in queue order (none
     while the reviewer is paused there)."""
     return _assignment(
-        "a.campaign_id = %s AND a.reviewer_id = %s AND a.status = %s AND EXISTS"
-        " (SELECT 1 FROM reviews_campaign c WHERE c.id = a.campaign_id AND c.status = %s)"
-        f" AND NOT {_PAUSED}",
+        _NEXT_PENDING,
         [campaign_id, reviewer_id, Assignment.Status.PENDING, Campaign.Status.ACTIVE],
         order=" ORDER BY a.position, a.id",
     )
