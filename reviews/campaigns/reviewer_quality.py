@@ -33,14 +33,19 @@ def quality_context(campaign: Campaign) -> dict[str, Any]:
         .values_list("result", flat=True)
         .first()
     ) or {}
-    ids = set(Assignment.objects.filter(campaign=campaign).values_list("reviewer_id", flat=True))
-    users = get_user_model().objects.filter(pk__in=ids).only("pk", "email", "username")
-    label = {reviewer_pseudonym(u.pk): u.email or u.username for u in users}
+    reviewers = [row for row in latest.get("reviewers") or [] if "flags" in row]
+    label = {}
+    if reviewers:  # the leads see emails where the report has pseudonyms
+        users = get_user_model().objects.filter(
+            pk__in=Assignment.objects.filter(campaign=campaign).values("reviewer_id")
+        )
+        label = {
+            reviewer_pseudonym(u.pk): u.email or u.username for u in users.only("email", "username")
+        }
     rows = [
         {**row, "label": label.get(row["reviewer"], row["reviewer"]),
          "flag_texts": [RULE_TEXT.get(code, code) for code in row.get("flags") or []]}
-        for row in latest.get("reviewers") or []
-        if "flags" in row
+        for row in reviewers
     ]  # fmt: skip
     decision = (latest.get("decision") or {}).get("verdict")
     without = (latest.get("quality") or {}).get("decision_without_flagged")
