@@ -35,7 +35,7 @@ def live_only(
     )
     if (not gold and not repeats) or raw.empty:
         return raw, flat
-    drop = raw["item_id"].isin(gold).to_numpy()
+    drop = raw["item_id"].isin(gold).to_numpy().copy()
     if repeats:
         keys = pd.MultiIndex.from_tuples([(i, r, float(left)) for i, r, left in repeats])
         here = pd.MultiIndex.from_arrays(
@@ -62,9 +62,7 @@ def adjudicated(campaign: Campaign, prefs: pd.DataFrame) -> pd.DataFrame | None:
         return None
     label = prefs["item_id"].map(labels)
     truth = label.where(label.notna(), prefs["preference"].astype(object))
-    return prefs.assign(
-        preference=pd.Categorical(truth, categories=prefs["preference"].cat.categories)
-    )
+    return prefs.assign(preference=pd.Categorical(truth, categories=stats.PREFERENCES))
 
 
 def add_quality(
@@ -89,17 +87,26 @@ def add_quality(
     ):
         name = reviewer_pseudonym(row["reviewer_id"])
         sides[name], timing[name] = (row["left"], row["n"]), (row["fast"], row["timed"])
+    # A gold item's judgment is scored whatever brought it (a queue, or a judgments file).
     checks = list(
         current.filter(
-            assignment__kind__in=[Assignment.Kind.GOLD, Assignment.Kind.REPEAT]
-        ).values_list("reviewer_id", "item_id", "assignment__kind", "preference", "item__gold")
-    )
+            Q(assignment__kind=Assignment.Kind.REPEAT)
+            | Q(assignment__campaign_item__is_gold=True)
+        ).values_list(
+            "reviewer_id", "item_id", "assignment__kind", "preference", "item__gold",
+            "assignment__campaign_item__is_gold",
+        )
+    )  # fmt: skip
     gold_answers = [
         (reviewer_pseudonym(r), pref, written)
-        for r, _, kind, pref, written in checks
-        if kind == Assignment.Kind.GOLD
+        for r, _, _, pref, written, is_gold in checks
+        if is_gold
     ]
-    again = {(r, i): pref for r, i, kind, pref, _ in checks if kind == Assignment.Kind.REPEAT}
+    again = {
+        (r, i): pref
+        for r, i, kind, pref, _, is_gold in checks
+        if kind == Assignment.Kind.REPEAT and not is_gold
+    }
     firsts = current.filter(
         assignment__kind=Assignment.Kind.LIVE, item_id__in={i for _, i in again}
     ).values_list("reviewer_id", "item_id", "preference")
