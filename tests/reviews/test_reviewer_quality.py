@@ -13,7 +13,6 @@ from reviews.campaigns import batches, planning, services
 from reviews.models import Adjudication, Assignment, AuditEvent, Campaign, Judgment, ReviewerPause
 from reviews.reports import aggregation, quality
 from tests import factories
-
 from tests.reviews.conftest import add_items
 
 pytestmark = pytest.mark.django_db
