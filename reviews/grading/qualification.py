@@ -31,15 +31,13 @@ def active_pauses(*, reviewer: User) -> QuerySet[ReviewerPause]:
 
 
 def check_after_gold(*, campaign: Campaign, assignment: Assignment) -> bool:
-    """After a judgment on a gold item: pause the reviewer when they have answered at least the
+    """After a judgment in a campaign with qualification: when it was on a gold item, pause the reviewer when they have answered at least the
     campaign's qualification items of gold and their accuracy is below its minimum. A reviewer
     a lead reinstated is not paused again. True when this call paused them."""
-    if (
-        assignment.kind != Assignment.Kind.GOLD
-        or campaign.min_accuracy is None
-        or campaign.qualify_items < 1
-    ):
+    if campaign.min_accuracy is None or campaign.qualify_items < 1:
         return False
+    # The same reads after every submission in such a campaign, gold or not, so that a gold
+    # item's answer takes no longer to come back (timing must not tell gold apart).
     if ReviewerPause.objects.filter(campaign=campaign, reviewer_id=assignment.reviewer_id).exists():
         return False
     answers = Judgment.objects.filter(
@@ -58,7 +56,7 @@ def check_after_gold(*, campaign: Campaign, assignment: Assignment) -> bool:
         )
         is not None
     ]
-    if len(scored) < campaign.qualify_items:
+    if assignment.kind != Assignment.Kind.GOLD or len(scored) < campaign.qualify_items:
         return False
     correct = sum(scored)
     if correct / len(scored) >= campaign.min_accuracy:
