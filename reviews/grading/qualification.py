@@ -31,9 +31,10 @@ def active_pauses(*, reviewer: User) -> QuerySet[ReviewerPause]:
 
 
 def check_after_gold(*, campaign: Campaign, assignment: Assignment) -> bool:
-    """After a judgment in a campaign with qualification: when it was on a gold item, pause the reviewer when they have answered at least the
-    campaign's qualification items of gold and their accuracy is below its minimum. A reviewer
-    a lead reinstated is not paused again. True when this call paused them."""
+    """After a judgment in a campaign with qualification: when it was on a gold item, pause the
+    reviewer once they have answered at least the campaign's qualification items of gold with an
+    accuracy below its minimum. A reviewer a lead reinstated is not paused again. True when this
+    call paused them."""
     if campaign.min_accuracy is None or campaign.qualify_items < 1:
         return False
     # The same reads after every submission in such a campaign, gold or not, so that a gold

@@ -281,5 +281,5 @@ def test_gold_items_and_repeats_look_exactly_like_live_ones(
             )
         assert_blind(response, campaign)
         submits.setdefault(a.kind, set()).add(len(wrote))
-    assert {kind for kind in submits} >= {"gold", "live"}
+    assert set(submits) >= {"gold", "live"}
     assert len(set().union(*submits.values())) == 1
