@@ -87,7 +87,17 @@ def report_context(campaign: Campaign) -> dict[str, Any]:
         "calibration": calibration_rows(r.get("calibration") or {}),
         "decision": r.get("decision") or {},
         "decision_text": DECISIONS.get((r.get("decision") or {}).get("verdict"), ""),
+        "without_flagged_text": _without_flagged(r),
     }
+
+
+def _without_flagged(r: dict) -> str:
+    """The decision without flagged reviewers, in words, when it differs from the decision."""
+    q = r.get("quality") or {}
+    verdict = (r.get("decision") or {}).get("verdict")
+    if not q.get("n_flagged_reviewers") or q.get("decision_without_flagged") == verdict:
+        return ""
+    return DECISIONS.get(q.get("decision_without_flagged"), "no decision")
 
 
 def headline(pref: dict, threshold: float) -> str:

@@ -7,6 +7,7 @@ from io import StringIO
 import pytest
 from django.core.management import CommandError, call_command
 from django.urls import reverse
+from django.utils import timezone
 
 from datasets.models import Item
 from reviews.campaigns import batches, planning, services
@@ -323,3 +324,36 @@ def test_lead_adjudicates_a_disagreement_and_the_report_takes_it_as_truth(
         after["preference"]["counts"]["baseline"],
     ) == (6, 2)
     assert after["agreement"]["preference"]["percent_agreement"] < 1.0  # from what was answered
+
+
+def test_report_page_shows_the_decision_without_flagged_reviewers_when_it_differs(
+    make_reviewers, lead, client_for
+):
+    from tests.reviews.test_migration_page import build_scenario
+
+    careful, hasty = make_reviewers(2)
+    campaign = build_scenario(
+        lead=lead, reviewers=[careful, hasty], n_items=160, n_labelled=120,
+        baseline_pass=0.8, candidate_pass=0.9,
+    )  # fmt: skip
+    # The hasty reviewer answers in a second and fails every candidate answer (submitted_at
+    # moves on, so the report's state key sees new judgments).
+    Judgment.objects.filter(campaign=campaign, reviewer=hasty).update(
+        duration_seconds=1.0,
+        scores={"correctness": {"baseline": 5, "candidate": 2}},
+        submitted_at=timezone.now(),
+    )
+    report = aggregation.run_aggregation(campaign_id=campaign.pk).result
+    hasty_row = next(
+        r for r in report["reviewers"] if r["reviewer"] == aggregation.reviewer_pseudonym(hasty.pk)
+    )
+    assert hasty_row["flags"] == ["fast"]
+    assert report["quality"]["n_flagged_reviewers"] == 1
+    assert report["decision"]["verdict"] != "migrate"
+    assert report["quality"]["decision_without_flagged"] == "migrate"
+
+    html = client_for(lead).get(reverse("report:page", args=[campaign.slug])).text
+    assert (
+        "Without the 1 flagged reviewer, the decision would be: <strong>migrate to the candidate"
+        in html
+    )
