@@ -22,10 +22,15 @@ if TYPE_CHECKING:
 
 def quality_context(campaign: Campaign) -> dict[str, Any]:
     """Paused reviewers, the latest report's per-reviewer quality (by email), and the rules."""
-    pauses = list(
-        ReviewerPause.objects.filter(campaign=campaign, reinstated_at__isnull=True)
-        .select_related("reviewer")
-        .order_by("created_at")
+    # Only a campaign with a minimum accuracy pauses anyone: others skip the query.
+    pauses = (
+        list(
+            ReviewerPause.objects.filter(campaign=campaign, reinstated_at__isnull=True)
+            .select_related("reviewer")
+            .order_by("created_at")
+        )
+        if campaign.min_accuracy is not None
+        else []
     )
     latest = (
         Report.objects.filter(campaign=campaign, status=Report.Status.DONE)
