@@ -553,6 +553,7 @@ def _aggregate(campaign: Campaign) -> tuple[dict[str, Any], str]:
     }
     if truth is not None:
         quality_frames.keep_raw_agreement(report, answered)
+    key += quality_frames.adjudication_key(campaign.pk)
     report["calibration"], report["decision"] = calibrate(campaign, scores, items, criteria)
     quality_frames.add_quality(
         report,
@@ -595,7 +596,10 @@ def run_aggregation(*, campaign_id: int) -> Report:
     winner of a concurrent run). On any error the claimed row ends FAILED and the error re-raises.
     """
     campaign = Campaign.objects.with_systems().get(pk=campaign_id)
-    existing = _done(campaign_id, state_key(campaign_id))
+    # Adjudicated labels change the figures without changing the judgments.
+    existing = _done(
+        campaign_id, state_key(campaign_id) + quality_frames.adjudication_key(campaign_id)
+    )
     if existing is not None:
         # Requests for a recompute of unchanged data are answered by the existing report.
         Report.objects.filter(campaign_id=campaign_id, status=Report.Status.QUEUED).delete()

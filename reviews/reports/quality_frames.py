@@ -11,7 +11,7 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
-from django.db.models import Count, Q
+from django.db.models import Count, Max, Q
 
 from reviews.exports.writing import reviewer_pseudonym
 from reviews.models import Adjudication, Assignment, Campaign, CampaignItem, Judgment
@@ -48,6 +48,14 @@ def live_only(
     kept = keep[rows] if len(rows) else np.zeros(0, bool)
     flat = flat[kept].assign(row=new_row[rows[kept]])
     return raw[keep].reset_index(drop=True), flat.reset_index(drop=True)
+
+
+def adjudication_key(campaign_id: int) -> str:
+    """The part of a report's state key that leads' final labels make: empty without any."""
+    state = Adjudication.objects.filter(campaign_id=campaign_id).aggregate(
+        n=Count("id"), last=Max("decided_at")
+    )
+    return f":adj{state['n']}:{state['last'].isoformat()}" if state["n"] else ""
 
 
 def adjudicated(campaign: Campaign, prefs: pd.DataFrame) -> pd.DataFrame | None:

@@ -301,7 +301,7 @@ def test_lead_adjudicates_a_disagreement_and_the_report_takes_it_as_truth(
     for a in Assignment.objects.filter(campaign=campaign):
         disputed = a.item.external_id == "T-00000"
         answer(a, "baseline" if disputed and a.reviewer == second else "candidate")
-    before = aggregation.aggregate(campaign)["preference"]["counts"]
+    before = aggregation.run_aggregation(campaign_id=campaign.pk).result["preference"]["counts"]
     assert (before["candidate"], before["baseline"]) == (7, 1)
 
     client = client_for(lead)
@@ -318,7 +318,8 @@ def test_lead_adjudicates_a_disagreement_and_the_report_takes_it_as_truth(
     )
     assert Adjudication.objects.get().label == "baseline"
 
-    after = aggregation.aggregate(campaign)
+    # The stored report is recomputed although no judgment changed.
+    after = aggregation.run_aggregation(campaign_id=campaign.pk).result
     assert (
         after["preference"]["counts"]["candidate"],
         after["preference"]["counts"]["baseline"],
