@@ -95,29 +95,44 @@ def add_quality(
     ):
         name = reviewer_pseudonym(row["reviewer_id"])
         sides[name], timing[name] = (row["left"], row["n"]), (row["fast"], row["timed"])
-    # A gold item's judgment is scored whatever brought it (a queue, or a judgments file).
-    checks = list(
-        current.filter(
-            Q(assignment__kind=Assignment.Kind.REPEAT)
-            | Q(assignment__campaign_item__is_gold=True)
-        ).values_list(
-            "reviewer_id", "item_id", "assignment__kind", "preference", "item__gold",
-            "assignment__campaign_item__is_gold",
+    # A gold item's judgment is scored whatever brought it (a queue, or a judgments file). Two
+    # narrow reads: one query joining every judgment to its assignment took 0.5 s at 100,000.
+    gold_items = dict(
+        CampaignItem.objects.filter(campaign=campaign, is_gold=True).values_list(
+            "item_id", "item__gold"
         )
-    )  # fmt: skip
-    gold_answers = [
-        (reviewer_pseudonym(r), pref, written)
-        for r, _, _, pref, written, is_gold in checks
-        if is_gold
-    ]
-    again = {
-        (r, i): pref
-        for r, i, kind, pref, _, is_gold in checks
-        if kind == Assignment.Kind.REPEAT and not is_gold
-    }
-    firsts = current.filter(
-        assignment__kind=Assignment.Kind.LIVE, item_id__in={i for _, i in again}
-    ).values_list("reviewer_id", "item_id", "preference")
+    )
+    gold_answers = (
+        [
+            (reviewer_pseudonym(r), pref, gold_items[i])
+            for r, i, pref in current.filter(item_id__in=list(gold_items)).values_list(
+                "reviewer_id", "item_id", "preference"
+            )
+        ]
+        if gold_items
+        else []
+    )
+    repeat_ids = list(
+        Assignment.objects.filter(
+            campaign=campaign, kind=Assignment.Kind.REPEAT, status=Assignment.Status.DONE
+        ).values_list("pk", flat=True)
+    )
+    again = (
+        {
+            (r, i): pref
+            for r, i, pref in current.filter(assignment_id__in=repeat_ids).values_list(
+                "reviewer_id", "item_id", "preference"
+            )
+            if i not in gold_items
+        }
+        if repeat_ids
+        else {}
+    )
+    firsts = (
+        current.filter(item_id__in={i for _, i in again})
+        .exclude(assignment_id__in=repeat_ids)
+        .values_list("reviewer_id", "item_id", "preference")
+    )
     pairs = [
         (reviewer_pseudonym(r), pref, again[(r, i)]) for r, i, pref in firsts if (r, i) in again
     ]
