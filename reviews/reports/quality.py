@@ -9,7 +9,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping
 from typing import Any
 
-from reviews.reports.stats import binomial_p_value, wilson_interval
+from reviews.reports.stats import binomial_p_value, holm, wilson_interval
 
 PREFERENCES = ("candidate", "baseline", "tie", "both_bad")
 # An answer faster than this many seconds cannot have come from reading both responses.
@@ -27,8 +27,9 @@ RULES = (
              f"over at least {MIN_GOLD} gold items"),
     ("self_consistency", f"Fewer than {MIN_CONSISTENCY:.0%} of at least {MIN_REPEATS} flipped "
                          "repeats answered the same way as the first time"),
-    ("position_bias", f"Chooses one side more than chance explains (two-sided binomial "
-                      f"p < {POSITION_P}, at least {MIN_POSITION_N} decisive answers)"),
+    ("position_bias", f"Chooses one side more than chance explains (two-sided binomial test, "
+                      f"Holm-adjusted over the campaign's reviewers p < {POSITION_P}, at least "
+                      f"{MIN_POSITION_N} decisive answers)"),
     ("fast", f"More than {MAX_FAST_SHARE:.0%} of answers given in under {FAST_SECONDS:g} seconds"),
 )  # fmt: skip
 RULE_TEXT = dict(RULES)
@@ -87,15 +88,18 @@ def flags(
     position: Mapping[str, Any],
     fast_share: float | None,
     min_accuracy: float | None = None,
+    position_p_adjusted: float | None = None,
 ) -> list[str]:
-    """The codes of RULES a reviewer breaks."""
+    """The codes of RULES a reviewer breaks. `position_p_adjusted`: the position p-value after
+    Holm's correction over all reviewers (defaults to the raw one, for a single reviewer)."""
     out = []
     threshold = MIN_GOLD_ACCURACY if min_accuracy is None else min_accuracy
     if gold["n"] >= MIN_GOLD and gold["accuracy"] < threshold:
         out.append("gold")
     if consistency["n"] >= MIN_REPEATS and consistency["rate"] < MIN_CONSISTENCY:
         out.append("self_consistency")
-    if position["n"] >= MIN_POSITION_N and position["p_value"] < POSITION_P:
+    p = position["p_value"] if position_p_adjusted is None else position_p_adjusted
+    if position["n"] >= MIN_POSITION_N and p < POSITION_P:
         out.append("position_bias")
     if fast_share is not None and fast_share > MAX_FAST_SHARE:
         out.append("fast")
@@ -128,11 +132,17 @@ def reviewer_quality(
     repeats: dict[Any, list[tuple[str, str]]] = {}
     for reviewer, first, again in repeat_pairs:
         repeats.setdefault(reviewer, []).append((first, again))
+    reviewers = sorted({*gold, *repeats, *sides, *timing}, key=str)
+    positions = {r: position_habit(*sides.get(r, (0, 0))) for r in reviewers}
+    # Testing every reviewer at p < 0.01 would flag one in a hundred honest ones: Holm (1979)
+    # keeps the chance of any false flag in the campaign at that level.
+    tested = [r for r in reviewers if positions[r]["n"] >= MIN_POSITION_N]
+    adjusted = dict(zip(tested, holm([positions[r]["p_value"] for r in tested]), strict=True))
     out = {}
-    for reviewer in {*gold, *repeats, *sides, *timing}:
+    for reviewer in reviewers:
         accuracy = gold_accuracy(*gold.get(reviewer, (0, 0)))
         consistency = self_consistency(repeats.get(reviewer, []))
-        position = position_habit(*sides.get(reviewer, (0, 0)))
+        position = positions[reviewer]
         fast, timed = timing.get(reviewer, (0, 0))
         fast_share = fast / timed if timed else None
         found = flags(
@@ -141,6 +151,7 @@ def reviewer_quality(
             position=position,
             fast_share=fast_share,
             min_accuracy=min_accuracy,
+            position_p_adjusted=adjusted.get(reviewer),
         )
         out[reviewer] = {
             "gold": accuracy,

@@ -358,3 +358,43 @@ def test_report_page_shows_the_decision_without_flagged_reviewers_when_it_differ
         "Without the 1 flagged reviewer, the decision would be: <strong>migrate to the candidate"
         in html
     )
+
+
+# Statistics: a worked example and a simulation with a known truth ------------------------------
+
+
+def test_gold_accuracy_interval_matches_newcombes_worked_example():
+    # Newcombe (1998), Stat Med 17:857, Table I: 81 of 263, Wilson score interval 0.2553-0.3662.
+    result = quality.gold_accuracy(81, 263)
+    assert result["accuracy"] == pytest.approx(81 / 263)
+    assert result["ci95"] == pytest.approx([0.2553, 0.3662], abs=5e-5)
+
+
+@pytest.mark.parametrize("seed", range(5))
+def test_simulated_campaign_flags_the_biased_and_careless_reviewers_only(seed):
+    import numpy as np
+
+    rng = np.random.default_rng(seed)
+    sides, timing, gold_answers, repeat_pairs = {}, {}, [], []
+    truth = {"r-left": 0.7, **{f"r-{i}": 0.5 for i in range(60)}}  # P(choose left)
+    for name, p_left in truth.items():
+        n = 400
+        sides[name] = (int(rng.binomial(n, p_left)), n)
+        timing[name] = (int(rng.binomial(n, 0.02)), n)
+        careless = name == "r-7"
+        for _ in range(40):  # gold items per reviewer (1 in 10 of their queue)
+            right = rng.random() < (0.4 if careless else 0.9)
+            gold_answers.append((name, "candidate" if right else "baseline", "candidate"))
+        for _ in range(20):  # flipped repeats (1 in 20)
+            first = rng.choice(["candidate", "baseline"])
+            same = rng.random() < (0.3 if careless else 0.9)
+            other = "baseline" if first == "candidate" else "candidate"
+            repeat_pairs.append((name, first, first if same else other))
+    result = quality.reviewer_quality(
+        gold_answers=gold_answers, repeat_pairs=repeat_pairs, sides=sides, timing=timing,
+        baseline="acme-base", candidate="acme-next",
+    )  # fmt: skip
+    flagged = {name: row["flags"] for name, row in result.items() if row["flagged"]}
+    assert flagged.keys() == {"r-left", "r-7"}
+    assert flagged["r-left"] == ["position_bias"]
+    assert set(flagged["r-7"]) == {"gold", "self_consistency"}
