@@ -76,6 +76,8 @@ class Campaign(models.Model):
     repeat_rate = models.FloatField(default=0.0, db_default=0.0)
     qualify_items = models.PositiveSmallIntegerField(default=0, db_default=0)
     min_accuracy = models.FloatField(null=True, blank=True)
+    # How many of its items are gold (set at creation): pull mode skips the gold reads without.
+    gold_items = models.PositiveIntegerField(default=0, db_default=0)
     # Judgments submitted since the last aggregation was queued (reviews.grading.count_judgments).
     judgments_since_report = models.PositiveIntegerField(default=0)
     created_by = models.ForeignKey(

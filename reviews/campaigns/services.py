@@ -84,6 +84,8 @@ def create_campaign(
         )
     roster = list(roster)
     _check_reviewers(roster)
+    gold = set(dataset.items.exclude(gold="").order_by().values_list("pk", flat=True))
+    gold &= pairs.keys()
     with transaction.atomic():
         campaign = Campaign.objects.create(
             name=name.strip(),
@@ -104,9 +106,9 @@ def create_campaign(
             repeat_rate=repeat_rate,
             qualify_items=qualify_items,
             min_accuracy=min_accuracy,
+            gold_items=len(gold),
             created_by=_user_or_none(actor),
         )
-        gold = set(dataset.items.exclude(gold="").order_by().values_list("pk", flat=True))
         CampaignItem.objects.bulk_create(
             (
                 CampaignItem(
@@ -128,7 +130,7 @@ def create_campaign(
             campaign=campaign,
             target=f"campaign:{campaign.slug}",
             items=len(pairs),
-            gold_items=len(gold & pairs.keys()),
+            gold_items=len(gold),
             gold_rate=gold_rate,
             repeat_rate=repeat_rate,
             qualify_items=qualify_items,

@@ -398,3 +398,56 @@ def test_simulated_campaign_flags_the_biased_and_careless_reviewers_only(seed):
     assert flagged.keys() == {"r-left", "r-7"}
     assert flagged["r-left"] == ["position_bias"]
     assert set(flagged["r-7"]) == {"gold", "self_consistency"}
+
+
+# Pull mode ------------------------------------------------------------------------------------
+
+
+def test_pull_mode_serves_qualification_gold_then_mixes_gold_and_flipped_repeats(
+    gold_campaign, make_reviewers
+):
+    from reviews.grading import pull
+
+    reviewers = make_reviewers(2)
+    campaign = gold_campaign(
+        n_live=60, n_gold=12, mode="pull", roster=reviewers, overlap=2, gold_rate=0.1,
+        repeat_rate=0.1, qualify_items=2,
+    )  # fmt: skip
+    for reviewer in reviewers:
+        while (a := pull.pull_next_assignment(campaign=campaign, reviewer=reviewer)) is not None:
+            answer(a, "candidate")
+    for reviewer in reviewers:
+        queue = queue_of(campaign, reviewer)
+        kinds = [kind for kind, *_ in queue]
+        assert kinds[:2] == ["gold", "gold"]
+        assert kinds[2] != "gold"
+        assert "gold gold" not in " ".join(kinds[2:])
+        assert kinds.count("live") == 60
+        assert kinds.count("gold") > 2
+        assert kinds.count("repeat") > 0
+        first = {
+            item: (i, left) for i, (kind, item, left, _, _) in enumerate(queue) if kind == "live"
+        }
+        for i, (kind, item, left, _, _) in enumerate(queue):
+            if kind == "repeat":
+                assert i - first[item][0] > planning.REPEAT_MIN_GAP
+                assert left is not first[item][1]
+    gold_slots = campaign.campaign_items.filter(is_gold=True).values_list("slots_taken", flat=True)
+    assert set(gold_slots) == {0}
+    live_slots = campaign.campaign_items.filter(is_gold=False).values_list("slots_taken", flat=True)
+    assert set(live_slots) == {2}
+    report = aggregation.aggregate(campaign)
+    assert report["n_judgments"] == 120
+
+
+def test_a_paused_reviewer_pulls_nothing(gold_campaign, reviewer):
+    from django.core.exceptions import ValidationError
+
+    from reviews.grading import pull, qualification
+
+    campaign = gold_campaign(n_live=5, n_gold=3, mode="pull", roster=[reviewer])
+    ReviewerPause.objects.create(campaign=campaign, reviewer=reviewer)
+    with pytest.raises(ValidationError, match="You are paused"):
+        pull.pull_next_assignment(campaign=campaign, reviewer=reviewer)
+    assert not Assignment.objects.exists()
+    assert qualification.PAUSED_MESSAGE.startswith("You are paused")
