@@ -8,7 +8,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 from django.db import IntegrityError, transaction
-from django.db.models import OuterRef, QuerySet
+from django.db.models import Exists, OuterRef, QuerySet
 
 from reviews.models import Assignment, Campaign, Judgment, ReviewerPause
 from reviews.reports.quality import resolve_gold
@@ -37,19 +37,26 @@ def check_after_gold(*, campaign: Campaign, assignment: Assignment) -> bool:
     call paused them."""
     if campaign.min_accuracy is None or campaign.qualify_items < 1:
         return False
-    # The same reads after every submission in such a campaign, gold or not, so that a gold
-    # item's answer takes no longer to come back (timing must not tell gold apart).
-    if ReviewerPause.objects.filter(campaign=campaign, reviewer_id=assignment.reviewer_id).exists():
+    # One read after every submission in such a campaign, gold or not, so that a gold item's
+    # answer takes no longer to come back (timing must not tell gold apart): the reviewer's gold
+    # answers, each row saying whether they were ever paused here (then a lead reinstated them,
+    # and they are not paused again).
+    paused_before = ReviewerPause.objects.filter(
+        campaign=campaign, reviewer_id=assignment.reviewer_id
+    )
+    answers = list(
+        Judgment.objects.filter(
+            campaign=campaign,
+            reviewer_id=assignment.reviewer_id,
+            is_current=True,
+            assignment__kind=Assignment.Kind.GOLD,
+        ).values_list("preference", "item__gold", Exists(paused_before))
+    )
+    if answers and answers[0][2]:
         return False
-    answers = Judgment.objects.filter(
-        campaign=campaign,
-        reviewer_id=assignment.reviewer_id,
-        is_current=True,
-        assignment__kind=Assignment.Kind.GOLD,
-    ).values_list("preference", "item__gold")
     scored = [
         preference == expected
-        for preference, gold in answers
+        for preference, gold, _ in answers
         if (
             expected := resolve_gold(
                 gold, baseline=campaign.baseline.name, candidate=campaign.candidate.name
