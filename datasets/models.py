@@ -52,6 +52,11 @@ class Item(models.Model):
     reference = models.TextField(blank=True)
     # A judge's verdict for the pair, as written in the file: a system name, "tie" or "both_bad".
     auto_preference = models.CharField(max_length=200, blank=True)
+    # A known-answer item: the expected preference as written in the file ("baseline",
+    # "candidate", "tie", "both_bad" or a system's name), and why. Empty for ordinary items.
+    # db_default too, so writers that list their columns need not name these.
+    gold = models.CharField(max_length=200, blank=True, default="", db_default="")
+    gold_note = models.TextField(blank=True, default="", db_default="")
     metadata = models.JSONField(default=dict, blank=True)
 
     class Meta:
@@ -64,6 +69,10 @@ class Item(models.Model):
 
     def __str__(self) -> str:
         return self.external_id
+
+    @property
+    def is_gold(self) -> bool:
+        return bool(self.gold)
 
 
 class Response(models.Model):

@@ -73,6 +73,16 @@ class Campaign(models.Model):
     mode = models.CharField(max_length=10, choices=Mode, default=Mode.PUSH)
     status = models.CharField(max_length=10, choices=Status, default=Status.ACTIVE)
     roster = models.ManyToManyField(settings.AUTH_USER_MODEL, blank=True, related_name="+")
+    # Reviewer quality (issue #16): the share of each queue that is known-answer (gold) items,
+    # the share of answered items shown again later with the sides swapped, and qualification:
+    # the first `qualify_items` of a queue are gold, and a reviewer whose gold accuracy falls
+    # below `min_accuracy` is paused until a lead reinstates them.
+    gold_rate = models.FloatField(default=0.05, db_default=0.05)
+    repeat_rate = models.FloatField(default=0.0, db_default=0.0)
+    qualify_items = models.PositiveSmallIntegerField(default=0, db_default=0)
+    min_accuracy = models.FloatField(null=True, blank=True)
+    # How many of its items are gold (set at creation): pull mode skips the gold reads without.
+    gold_items = models.PositiveIntegerField(default=0, db_default=0)
     # Judgments submitted since the last aggregation was queued (grading's count_judgments).
     judgments_since_report = models.PositiveIntegerField(default=0)
     created_by = models.ForeignKey(
@@ -122,6 +132,9 @@ class CampaignItem(models.Model):
     )
     # Reviewers holding a slot on this item; never above the campaign's overlap (pull mode).
     slots_taken = models.PositiveSmallIntegerField(default=0)
+    # A known-answer item: mixed into queues to check reviewers, never counted in the figures
+    # and never planned or pulled as live work.
+    is_gold = models.BooleanField(default=False, db_default=False)
 
     class Meta:
         constraints = [
@@ -162,6 +175,11 @@ class Assignment(models.Model):
         GRADING = "grading", "Graded in evalsite"
         IMPORTED = "imported", "Imported"
 
+    class Kind(models.TextChoices):
+        LIVE = "live", "Live item"
+        GOLD = "gold", "Known-answer item"
+        REPEAT = "repeat", "Repeat with the sides swapped"
+
     token = models.CharField(max_length=32, unique=True, default=new_token, editable=False)
     campaign = models.ForeignKey(Campaign, on_delete=models.CASCADE, related_name="assignments")
     batch = models.ForeignKey(
@@ -181,6 +199,8 @@ class Assignment(models.Model):
     status = models.CharField(max_length=10, choices=Status, default=Status.PENDING)
     source = models.CharField(max_length=10, choices=Source, default=Source.GRADING)
     skip_reason = models.CharField(max_length=40, blank=True)
+    # Never shown to the reviewer: gold and repeat assignments look like any other.
+    kind = models.CharField(max_length=10, choices=Kind, default=Kind.LIVE, db_default="live")
     flagged = models.BooleanField(default=False)
     flag_note = models.TextField(blank=True)
     created_at = models.DateTimeField(auto_now_add=True)
@@ -192,8 +212,16 @@ class Assignment(models.Model):
         ordering = ["reviewer", "position"]
         constraints = [
             models.UniqueConstraint(
-                fields=["campaign", "item", "reviewer"], name="one_assignment_per_reviewer_item"
-            )
+                fields=["campaign", "item", "reviewer"],
+                condition=~Q(kind="repeat"),
+                name="one_assignment_per_reviewer_item",
+            ),
+            # An answered item comes back once, sides swapped (reviews.campaigns.quality_mix).
+            models.UniqueConstraint(
+                fields=["campaign", "item", "reviewer"],
+                condition=Q(kind="repeat"),
+                name="one_repeat_per_reviewer_item",
+            ),
         ]
         indexes = [
             # The reviewer's next item in a campaign is the first entry in this order.
@@ -289,6 +317,57 @@ class Report(models.Model):
 
     def __str__(self) -> str:
         return f"Report {self.pk} ({self.status})"
+
+
+class ReviewerPause(models.Model):
+    """A reviewer stopped from grading a campaign after failing its gold check; a lead may
+    reinstate them (the row stays, so the check does not pause them again)."""
+
+    campaign = models.ForeignKey(Campaign, on_delete=models.CASCADE, related_name="pauses")
+    reviewer = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="+"
+    )
+    n_gold = models.PositiveIntegerField(default=0)
+    n_correct = models.PositiveIntegerField(default=0)
+    created_at = models.DateTimeField(auto_now_add=True)
+    reinstated_at = models.DateTimeField(null=True, blank=True)
+    reinstated_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+
+    class Meta:
+        ordering = ["campaign", "created_at"]
+        constraints = [
+            models.UniqueConstraint(fields=["campaign", "reviewer"], name="one_pause_per_reviewer")
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.reviewer_id} paused in {self.campaign_id}"
+
+    @property
+    def active(self) -> bool:
+        return self.reinstated_at is None
+
+
+class Adjudication(models.Model):
+    """A lead's final label for an item reviewers disagreed on: the report's truth for it."""
+
+    campaign = models.ForeignKey(Campaign, on_delete=models.CASCADE, related_name="adjudications")
+    campaign_item = models.OneToOneField(
+        CampaignItem, on_delete=models.CASCADE, related_name="adjudication"
+    )
+    label = models.CharField(max_length=10, choices=Judgment.Preference)
+    note = models.TextField(blank=True)
+    decided_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    decided_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        ordering = ["campaign", "campaign_item"]
+
+    def __str__(self) -> str:
+        return f"{self.campaign_item_id}: {self.label}"
 
 
 class ExportLog(models.Model):

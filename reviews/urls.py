@@ -2,7 +2,7 @@ from django.urls import path
 
 from reviews.api import webhook_views
 from reviews.audit import views as audit_views
-from reviews.campaigns import people_views, rubric_views
+from reviews.campaigns import adjudication_views, people_views, rubric_views
 from reviews.campaigns import views as campaign_views
 from reviews.grading import views as grading_views
 from reviews.reports import views as report_views
@@ -46,6 +46,12 @@ urlpatterns = [
         "campaigns/<slug:slug>/webhook/",
         webhook_views.campaign_webhook,
         name="campaign-webhook",
+    ),
+    path("campaigns/<slug:slug>/reinstate/", campaign_views.reinstate, name="reinstate"),
+    path(
+        "campaigns/<slug:slug>/adjudication/",
+        adjudication_views.adjudication,
+        name="adjudication",
     ),
     path("rubrics/", rubric_views.rubric_list, name="rubrics"),
     path("rubrics/new/", rubric_views.rubric_create, name="rubric-create"),

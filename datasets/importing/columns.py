@@ -9,10 +9,12 @@ MAX_FIELD_BYTES = 1024 * 1024
 MAX_LINE_BYTES = 16 * MAX_FIELD_BYTES
 MAX_NAME_LENGTH = 200
 VERDICTS = ("tie", "both_bad")
+# A gold answer may also name the campaign's roles (DESIGN.md "Pairs file": gold).
+GOLD_ROLES = ("baseline", "candidate")
 
 WIDE_REQUIRED = ("item_id", "prompt", "system_a", "response_a", "system_b", "response_b")
 LONG_REQUIRED = ("item_id", "prompt", "system", "response")
-ITEM_TEXT = ("context", "reference", "auto_preference")
+ITEM_TEXT = ("context", "reference", "auto_preference", "gold", "gold_note")
 KNOWN = {*WIDE_REQUIRED, *LONG_REQUIRED, *ITEM_TEXT}
 # JSONL objects merged into metadata, by form: key -> (owner, side).
 JSON_METADATA = {
@@ -35,8 +37,8 @@ class Column:
     """What one column (or JSON key) holds. ``side`` is 0 or 1 (A or B) for response columns."""
 
     name: str
-    role: str  # item_id, prompt, context, reference, auto_preference, system, response,
-    #            item_meta, response_meta, json_meta
+    role: str  # item_id, prompt, context, reference, auto_preference, gold, gold_note, system,
+    #            response, item_meta, response_meta, json_meta
     side: int | None = None
     key: str = ""  # the metadata key, or the JSON metadata object's owner
 
@@ -129,7 +131,15 @@ class CsvPlan:
 
     def __init__(self, columns: list[Column]) -> None:
         position = {column.role: index for index, column in enumerate(columns)}
-        texts = ("item_id", "prompt", "context", "reference", "auto_preference")
+        texts = (
+            "item_id",
+            "prompt",
+            "context",
+            "reference",
+            "auto_preference",
+            "gold",
+            "gold_note",
+        )
         self.fields = [(name, position.get(name, ABSENT)) for name in texts]
         sides = sorted(
             (column.side or 0, index)

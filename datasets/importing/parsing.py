@@ -95,6 +95,7 @@ class PairsFile(RowChecks):
     typing: bool = False
     typed_columns: set[int] = field(default_factory=set)
     retype: bool = False
+    late_gold: dict[str, tuple[str, str]] = field(default_factory=dict)
     _scan_ok: bool = False
     _plan: CsvPlan | None = None
     _spool: "tempfile._TemporaryFileWrapper | None" = None
@@ -140,6 +141,7 @@ class PairsFile(RowChecks):
         self.n_rows = self.n_responses = 0
         self.systems, self.item_ids, self.numeric = set(), set(), {}
         self.typing, self.typed_columns, self.retype = typing, set(), False
+        self.late_gold = {}
         self._close_spool()
         if self.preview_rows is None and spool:
             self._spool = tempfile.TemporaryFile(buffering=CHUNK)  # noqa: SIM115 - closed after pass 2
@@ -164,16 +166,18 @@ class PairsFile(RowChecks):
         spool.seek(0)
         try:
             while header := read(4):
-                line, item_id, prompt, context, reference, verdict, item_meta, responses = (
-                    marshal.loads(read(int.from_bytes(header, "little")))  # noqa: S302 - our own file
-                )
+                record = marshal.loads(read(int.from_bytes(header, "little")))  # noqa: S302 - our own file
+                line, item_id, prompt, context, reference, verdict, item_meta, responses = record[
+                    :8
+                ]
+                gold, gold_note = record[8:]
                 if numeric:
                     _type_metadata(item_meta, None, numeric)
                     for side, (_system, _text, metadata) in enumerate(responses):
                         _type_metadata(metadata, side, numeric)
                 yield Row(
                     line, item_id, prompt, context, reference, verdict, item_meta,
-                    [ResponseRecord(*response) for response in responses],
+                    [ResponseRecord(*response) for response in responses], gold, gold_note,
                 )  # fmt: skip
         finally:
             self._close_spool()
@@ -320,7 +324,7 @@ class PairsFile(RowChecks):
 def _as_tuple(row: Row) -> tuple:
     responses = [(r.system, r.text, r.metadata) for r in row.responses]
     return (row.line, row.item_id, row.prompt, row.context, row.reference, row.auto_preference,
-            row.item_metadata, responses)  # fmt: skip
+            row.item_metadata, responses, row.gold, row.gold_note)  # fmt: skip
 
 
 def _type_metadata(metadata: dict, side: int | None, numeric: set) -> None:

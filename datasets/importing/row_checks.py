@@ -11,6 +11,7 @@ import re
 from dataclasses import dataclass
 
 from datasets.importing.columns import (
+    GOLD_ROLES,
     MAX_FIELD_BYTES,
     MAX_NAME_LENGTH,
     VERDICTS,
@@ -43,6 +44,8 @@ class Row:
     auto_preference: str
     item_metadata: dict
     responses: list[ResponseRecord]
+    gold: str = ""
+    gold_note: str = ""
 
 
 def _reject_constant(name: str):
@@ -71,6 +74,9 @@ def _bad_strings(value) -> bool:
 class _ItemSeen:
     line: int
     digests: tuple
+    gold: str = ""
+    gold_note: str = ""
+    gold_line: int = 0
 
 
 class RowChecks:
@@ -92,6 +98,9 @@ class RowChecks:
     typing: bool = False
     typed_columns: set[int]
     retype: bool = False
+    # Long form: gold answers given on a later row of an item than its first (item_id -> (gold,
+    # note)); the writers set them on the item, which is written with its first row.
+    late_gold: dict[str, tuple[str, str]]
 
     def _csv_row(self, line: int, values: list[str], seen: dict) -> Row | None:
         """The common case, kept fast: a CSV row whose fields are all well under 1 MB."""
@@ -102,6 +111,7 @@ class RowChecks:
         fields = {name: values[index] for name, index in plan.fields}
         fields["item_id"] = fields["item_id"].strip()
         fields["auto_preference"] = fields["auto_preference"].strip()
+        fields["gold"] = fields["gold"].strip()
         systems = [values[index].strip() for index in plan.systems]
         texts = [values[index] for index in plan.responses]
         item_meta: dict = {}
@@ -145,6 +155,8 @@ class RowChecks:
             "context": "",
             "reference": "",
             "auto_preference": "",
+            "gold": "",
+            "gold_note": "",
         }
         sides = 2 if self.form == "wide" else 1
         systems, texts = [""] * sides, [""] * sides
@@ -202,7 +214,8 @@ class RowChecks:
             elif role == "response":
                 texts[column.side] = value
             else:
-                fields[role] = value.strip() if role in ("item_id", "auto_preference") else value
+                stripped = role in ("item_id", "auto_preference", "gold")
+                fields[role] = value.strip() if stripped else value
         self._check_row(line, fields, systems, texts, reported)
         if fields["item_id"] and all(systems):
             self._check_duplicates(line, fields, systems, item_meta, seen)
@@ -245,6 +258,18 @@ class RowChecks:
         elif wide and verdict and verdict not in (*systems, *VERDICTS):
             add(line, f"“{verdict}” is neither system_a, system_b, tie nor both_bad",
                 "auto_preference")  # fmt: skip
+        self._check_gold(line, fields, systems if wide else None, add)
+
+    def _check_gold(self, line: int, fields, systems: list[str] | None, add) -> None:
+        """A gold answer names a side (wide: one of the row's systems), tie or both_bad."""
+        gold = fields["gold"]
+        if len(gold) > MAX_NAME_LENGTH:
+            add(line, f"longer than {MAX_NAME_LENGTH} characters", "gold")
+        elif gold and systems is not None and gold not in (*systems, *VERDICTS, *GOLD_ROLES):
+            add(line, f"“{gold}” is neither system_a, system_b, baseline, candidate, tie nor "
+                "both_bad", "gold")  # fmt: skip
+        if fields["gold_note"].strip() and not gold and systems is not None:
+            add(line, "a gold_note needs a gold answer on the same row", "gold_note")
 
     def _check_duplicates(self, line, fields, systems, item_meta, seen) -> None:
         item_id = fields["item_id"]
@@ -272,9 +297,10 @@ class RowChecks:
         )  # fmt: skip
         earlier = seen.get(item_id)
         if earlier is None:
-            seen[item_id] = _ItemSeen(line, digests)
+            seen[item_id] = _ItemSeen(line, digests, fields["gold"], fields["gold_note"], line)
             self.item_ids.add(item_id)
             return
+        self._check_gold_agrees(line, item_id, fields, earlier)
         names = ("prompt", "context", "reference", "auto_preference", "item metadata")
         given = (True, bool(fields["context"]), bool(fields["reference"]),
                  bool(fields["auto_preference"]), bool(item_meta))  # fmt: skip
@@ -283,6 +309,26 @@ class RowChecks:
                 self.errors.add(
                     line, f"differs from line {earlier.line} for the same item “{item_id}”", name
                 )
+
+    def _check_gold_agrees(self, line: int, item_id: str, fields, earlier: _ItemSeen) -> None:
+        """Long form: an item's gold may be on any of its rows, the same wherever it is given."""
+        gold, note = fields["gold"], fields["gold_note"]
+        if not gold and not note.strip():
+            return
+        if not earlier.gold and gold:
+            earlier.gold, earlier.gold_note, earlier.gold_line = gold, note, line
+            self.late_gold[item_id] = (gold, note)
+            return
+        if gold and gold != earlier.gold:
+            self.errors.add(
+                line, f"“{gold}” differs from “{earlier.gold}” on line {earlier.gold_line} for "
+                f"the same item “{item_id}”", "gold",
+            )  # fmt: skip
+        elif note.strip() and note != earlier.gold_note:
+            self.errors.add(
+                line, f"differs from line {earlier.gold_line} for the same item “{item_id}”",
+                "gold_note",
+            )  # fmt: skip
 
 
 def _json_type(value) -> str:

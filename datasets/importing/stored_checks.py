@@ -51,7 +51,14 @@ class StoredChecker:
             )
             .order_by()
             .values_list(
-                "external_id", "pk", "prompt", "context", "reference", "auto_preference", "metadata"
+                "external_id",
+                "pk",
+                "prompt",
+                "context",
+                "reference",
+                "auto_preference",
+                "gold",
+                "metadata",
             )
         }
         if not items:
@@ -78,12 +85,13 @@ class StoredChecker:
         redact = self.redactor.redact if self.redactor else str
         item_pk, *stored_fields, stored_meta = stored
         named = f"the stored item “{row.item_id}” in dataset “{self.dataset.name}”"
-        names = ("prompt", "context", "reference", "auto_preference")
+        names = ("prompt", "context", "reference", "auto_preference", "gold")
         given = (
             redact(row.prompt),
             redact(row.context),
             redact(row.reference),
             row.auto_preference,
+            row.gold,
         )
         for name, mine, theirs in zip(names, given, stored_fields, strict=True):
             if (mine or name == "prompt") and mine != theirs:

@@ -23,12 +23,14 @@ CHUNK_BYTES = 1024 * 1024
 FIRST_ID_BLOCK = 1000
 MAX_ID_BLOCK = 32768
 to_json = json.JSONEncoder(ensure_ascii=False, separators=(",", ":")).encode
-_ITEM_COLUMNS = "id, dataset_id, external_id, prompt, context, reference, auto_preference, metadata"
+_ITEM_COLUMNS = (
+    "id, dataset_id, external_id, prompt, context, reference, auto_preference, metadata,"
+    " gold, gold_note"
+)
 ITEM_COPY = "COPY datasets_item (" + _ITEM_COLUMNS + ") FROM STDIN"
 ITEM_INSERT = (
-    "INSERT INTO datasets_item"
-    " (id, dataset_id, external_id, prompt, context, reference, auto_preference, metadata)"
-    " VALUES (%s, %s, %s, %s, %s, %s, %s, %s)"
+    "INSERT INTO datasets_item (" + _ITEM_COLUMNS + ")"  # noqa: S608 - fixed SQL
+    " VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s)"
 )
 RESPONSE_COPY = "COPY datasets_response (item_id, system_id, text, metadata) FROM STDIN"
 RESPONSE_INSERT = (
@@ -104,6 +106,8 @@ class BatchWriter:
                 item_ids[row.item_id], self.dataset.pk, row.item_id, self.redact(row.prompt),
                 self.redact(row.context), self.redact(row.reference), row.auto_preference,
                 to_json(row.item_metadata),
+                # Long form: the gold may come on a later row (checked in the first pass).
+                *self.pairs.late_gold.get(row.item_id, (row.gold, row.gold_note)),
             )
             for row in new_rows
         )  # fmt: skip
@@ -230,7 +234,7 @@ class StreamingWriter:
                 prompt, context, reference = redact(prompt), redact(context), redact(reference)
             self.items.write_row(
                 (item_pk, self.dataset.pk, row.item_id, prompt, context, reference,
-                 row.auto_preference, to_json(row.item_metadata))
+                 row.auto_preference, to_json(row.item_metadata), row.gold, row.gold_note)
             )  # fmt: skip
             self.items_created += 1
         for response in row.responses:
@@ -252,6 +256,13 @@ class StreamingWriter:
             while chunk := self.spool.read(CHUNK_BYTES):
                 copy.write(chunk)
         self.spool.close()
+        # Long form: gold answers that came on a later row than the item's first.
+        if self.pairs.late_gold:
+            self.cursor.executemany(
+                "UPDATE datasets_item SET gold = %s, gold_note = %s WHERE id = %s",
+                [(gold, note, self.item_ids[item_id])
+                 for item_id, (gold, note) in self.pairs.late_gold.items()],
+            )  # fmt: skip
         self.reporter.written(self.rows_done)
 
     def _pause(self) -> None:

@@ -15,7 +15,7 @@ from django.db import transaction
 from django.db.models import Count, F, Max
 
 from reviews.audit.events import record_audit
-from reviews.campaigns import planning
+from reviews.campaigns import planning, quality_mix
 from reviews.campaigns.helpers import _check_reviewers, _derived_seed, _least_used_side
 from reviews.models import Assignment, Batch, Campaign, CampaignItem
 
@@ -68,7 +68,7 @@ def create_batches_and_assign(
                 f"Every item needs {k} distinct reviewers: choose at least {k} reviewers."
             )
         open_rows = CampaignItem.objects.select_for_update(of=("self",)).filter(
-            campaign=campaign, slots_taken__lt=k
+            campaign=campaign, slots_taken__lt=k, is_gold=False
         )
         if campaign_items is not None:
             open_rows = open_rows.filter(pk__in=list(campaign_items))
@@ -93,6 +93,8 @@ def create_batches_and_assign(
             existing_load=load,
             existing_positions=next_position,
         )
+        started = {r for r in reviewer_ids if load.get(r)}
+        plan = quality_mix.mix_into_queues(campaign, plan, started=started, seed=seed)
         for planned in plan:
             load[planned.reviewer] = load.get(planned.reviewer, 0) + 1
             next_position[planned.reviewer] = max(
@@ -118,7 +120,9 @@ def create_batches_and_assign(
             batches[-1].name = f"Batch {batches[-1].number} (refill)"
             Batch.objects.filter(pk=batches[-1].pk).update(name=batches[-1].name)
         item_of = dict(
-            CampaignItem.objects.filter(pk__in=[*chosen, *partial]).values_list("pk", "item_id")
+            CampaignItem.objects.filter(
+                pk__in={*chosen, *partial, *(p.item_id for p in plan)}
+            ).values_list("pk", "item_id")
         )
         versions = {
             "rubric_version": campaign.rubric.version,
@@ -133,6 +137,7 @@ def create_batches_and_assign(
                 reviewer_id=p.reviewer,
                 candidate_left=p.candidate_left,
                 position=p.position,
+                kind=p.kind,
                 **versions,
             )
             for p in plan
@@ -150,7 +155,9 @@ def create_batches_and_assign(
             for ci, reviewer, left, position in refills
         ]
         Assignment.objects.bulk_create(rows, batch_size=1000)
-        add_slots(Counter([p.item_id for p in plan] + [r[0] for r in refills]))
+        # Gold and repeats hold no slot: a slot is one of an item's k live judgments.
+        live = [p.item_id for p in plan if p.kind == Assignment.Kind.LIVE]
+        add_slots(Counter(live + [r[0] for r in refills]))
         campaign.roster.add(*reviewers)
         refilled_items = {r[0] for r in refills}
         record_audit(

@@ -90,6 +90,37 @@ class CampaignForm(forms.Form):
         help_text="Leave empty for a random one; it is stored, so assignment can be reproduced.",
     )
     require_rationale = forms.BooleanField(required=False, label="Ask reviewers for a rationale")
+    gold_rate = forms.FloatField(
+        label="Share of gold items",
+        required=False,
+        min_value=0,
+        max_value=0.5,
+        initial=0.05,
+        help_text="Known-answer items mixed into each queue (0.05 is 1 in 20; never two in a row).",
+    )
+    repeat_rate = forms.FloatField(
+        label="Share of repeats",
+        required=False,
+        min_value=0,
+        max_value=0.5,
+        initial=0,
+        help_text="Answered items shown again later with the sides swapped.",
+    )
+    qualify_items = forms.IntegerField(
+        label="Qualification items",
+        required=False,
+        min_value=0,
+        max_value=100,
+        initial=0,
+        help_text="The first N items of each queue are gold.",
+    )
+    min_accuracy = forms.FloatField(
+        label="Minimum gold accuracy",
+        min_value=0,
+        max_value=1,
+        required=False,
+        help_text="Below it, a reviewer is paused until you reinstate them (needs N above 0).",
+    )
 
     def __init__(self, *args: Any, reviewers: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
@@ -126,6 +157,8 @@ class CampaignForm(forms.Form):
 
     def clean(self) -> dict[str, Any]:
         data = super().clean()
+        if data.get("min_accuracy") is not None and not data.get("qualify_items"):
+            self.add_error("qualify_items", "A minimum accuracy needs qualification items.")
         baseline, candidate = data.get("baseline"), data.get("candidate")
         if baseline and candidate and baseline == candidate:
             self.add_error("candidate", "The candidate must be a different system.")
@@ -153,8 +186,15 @@ class CampaignForm(forms.Form):
             "mask_patterns",
             "seed",
             "require_rationale",
+            "gold_rate",
+            "repeat_rate",
+            "qualify_items",
+            "min_accuracy",
         )
-        return {key: self.cleaned_data[key] for key in keys}
+        # Left empty: the campaign's defaults (1 gold item in 20, no repeats, no qualification).
+        defaults = {"gold_rate": 0.05, "repeat_rate": 0.0, "qualify_items": 0}
+        data = {key: self.cleaned_data[key] for key in keys}
+        return {**data, **{k: v for k, v in defaults.items() if data[k] is None}}
 
 
 class CampaignEditForm(forms.Form):

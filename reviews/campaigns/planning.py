@@ -321,3 +321,63 @@ def _check_unique(values: Sequence[Hashable], what: str) -> None:
         if value in seen:
             raise ValueError(f"duplicate {what} {value!r}")
         seen.add(value)
+
+
+_MIX = 4
+# A repeat comes back at least this many items after the original, so that it is not answered
+# from short-term memory of the other side.
+REPEAT_MIN_GAP = 3
+
+
+@dataclass(frozen=True, slots=True)
+class QueueEntry:
+    """One place in a reviewer's mixed queue: an item and what it is there for."""
+
+    item_id: Hashable
+    kind: Literal["live", "gold", "repeat"]
+
+
+def mix_quality_items(
+    live: Sequence[Hashable],
+    *,
+    gold: Sequence[Hashable],
+    gold_rate: float,
+    repeat_rate: float,
+    qualify: int = 0,
+    after_gold: bool = False,
+    seed: int,
+) -> list[QueueEntry]:
+    """A reviewer's new queue: `live` items in their order, with gold items and flipped repeats
+    mixed in at random places.
+
+    The first `qualify` entries are gold (qualification). Then gold makes up about `gold_rate`
+    of the queue (n live items get round(n * rate / (1 - rate)) gold), never two gold in a row
+    (`after_gold`: the queue so far ends with one); about `repeat_rate` of the live items come back
+    at least REPEAT_MIN_GAP places later. `gold` lists the reviewer's unused gold items; each is
+    used at most once, so fewer gold appear when it runs short.
+    """
+    if not 0 <= gold_rate < 1 or not 0 <= repeat_rate <= 1:
+        raise ValueError("rates must be between 0 and 1")
+    rng = _rng(seed, _MIX)
+    pool = [gold[i] for i in rng.permutation(len(gold)).tolist()]
+    head = [QueueEntry(item, "gold") for item in pool[:qualify]]
+    pool = pool[len(head) :]
+    queue: list[QueueEntry] = [QueueEntry(item, "live") for item in live]
+    # Repeats: originals from all but the last REPEAT_MIN_GAP live items, each put back at a
+    # random place at least REPEAT_MIN_GAP after it.
+    n_repeat = min(round(len(live) * repeat_rate), max(len(live) - REPEAT_MIN_GAP, 0))
+    if n_repeat:
+        originals = sorted(
+            rng.choice(len(live) - REPEAT_MIN_GAP, size=n_repeat, replace=False).tolist()
+        )
+        for original in reversed(originals):  # later originals first: earlier indices stay put
+            where = int(rng.integers(original + REPEAT_MIN_GAP, len(queue))) + 1
+            queue.insert(where, QueueEntry(live[original], "repeat"))
+    # Gold: distinct gaps between the non-gold entries (n + 1 of them), so no two touch.
+    n_gold = round(len(live) * gold_rate / (1 - gold_rate)) if gold_rate else 0
+    gaps = list(range(1 if head or after_gold else 0, len(queue) + 1))
+    n_gold = min(n_gold, len(pool), len(gaps))
+    chosen = sorted(rng.choice(gaps, size=n_gold, replace=False).tolist()) if n_gold else []
+    for offset, gap in enumerate(chosen):
+        queue.insert(gap + offset, QueueEntry(pool[offset], "gold"))
+    return head + queue

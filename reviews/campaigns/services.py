@@ -40,14 +40,24 @@ def create_campaign(
     mode: str = Campaign.Mode.PUSH,
     roster: Iterable[User] = (),
     require_rationale: bool = False,
+    gold_rate: float = 0.05,
+    repeat_rate: float = 0.0,
+    qualify_items: int = 0,
+    min_accuracy: float | None = None,
     actor: User | None = None,
 ) -> Campaign:
     """A campaign over the dataset's items that have responses from both systems.
 
     `mask_patterns` None means the defaults (both systems' names and vendor phrases); `seed` None
-    means a random one, stored so that assignment is reproducible.
+    means a random one, stored so that assignment is reproducible. Items with a gold answer become
+    the campaign's gold items (mixed into queues at `gold_rate`, never counted in the figures).
     """
-    errors = []
+    errors = quality_setting_errors(
+        gold_rate=gold_rate,
+        repeat_rate=repeat_rate,
+        qualify_items=qualify_items,
+        min_accuracy=min_accuracy,
+    )
     if not name.strip():
         errors.append("A campaign needs a name.")
     if baseline.pk == candidate.pk:
@@ -74,6 +84,8 @@ def create_campaign(
         )
     roster = list(roster)
     _check_reviewers(roster)
+    gold = set(dataset.items.exclude(gold="").order_by().values_list("pk", flat=True))
+    gold &= pairs.keys()
     with transaction.atomic():
         campaign = Campaign.objects.create(
             name=name.strip(),
@@ -90,6 +102,11 @@ def create_campaign(
             seed=secrets.randbelow(2**31) if seed is None else seed,
             mode=mode,
             status=Campaign.Status.ACTIVE,
+            gold_rate=gold_rate,
+            repeat_rate=repeat_rate,
+            qualify_items=qualify_items,
+            min_accuracy=min_accuracy,
+            gold_items=len(gold),
             created_by=_user_or_none(actor),
         )
         CampaignItem.objects.bulk_create(
@@ -99,6 +116,7 @@ def create_campaign(
                     item_id=item_id,
                     baseline_response_id=b,
                     candidate_response_id=c,
+                    is_gold=item_id in gold,
                 )
                 for item_id, (b, c) in pairs.items()
             ),
@@ -112,12 +130,36 @@ def create_campaign(
             campaign=campaign,
             target=f"campaign:{campaign.slug}",
             items=len(pairs),
+            gold_items=len(gold),
+            gold_rate=gold_rate,
+            repeat_rate=repeat_rate,
+            qualify_items=qualify_items,
+            min_accuracy=min_accuracy,
             overlap=overlap,
             rubric=rubric.name,
             rubric_version=rubric.version,
             seed=campaign.seed,
         )
     return campaign
+
+
+def quality_setting_errors(
+    *, gold_rate: float, repeat_rate: float, qualify_items: int, min_accuracy: float | None
+) -> list[str]:
+    """What is wrong with a campaign's reviewer-quality settings (empty when nothing is)."""
+    errors = []
+    if not 0 <= gold_rate <= 0.5:
+        errors.append("The gold rate must be between 0 and 0.5 (0.05 is 1 item in 20).")
+    if not 0 <= repeat_rate <= 0.5:
+        errors.append("The repeat rate must be between 0 and 0.5.")
+    if qualify_items < 0:
+        errors.append("The number of qualification items cannot be negative.")
+    if min_accuracy is not None:
+        if not 0 <= min_accuracy <= 1:
+            errors.append("The minimum accuracy must be between 0 and 1.")
+        if qualify_items < 1:
+            errors.append("A minimum accuracy needs qualification items (--qualify N).")
+    return errors
 
 
 def count_campaign_items(*, dataset: Dataset, baseline: System, candidate: System) -> int:

@@ -8,7 +8,7 @@ from django.views.decorators.http import require_POST
 
 from evalsite.roles import LEAD, role_required
 from reviews import access
-from reviews.campaigns import batches, flags, progress, services
+from reviews.campaigns import batches, flags, progress, reviewer_quality, services
 from reviews.campaigns.forms import (
     BatchForm,
     CampaignEditForm,
@@ -78,11 +78,29 @@ def _detail_context(request, campaign, **forms):
         "progress": progress.campaign_progress(campaign=campaign),
         "raised": flags.counts(campaign=campaign),
         "invite_form": InviteForm(initial={"campaign": campaign.slug}),
+        "reviewer_quality": reviewer_quality.quality_context(campaign),
         "unassign_form": forms.get("unassign_form")
         or UnassignForm(campaign=campaign, reviewers=worked),
         "reassign_form": forms.get("reassign_form")
         or ReassignForm(campaign=campaign, reviewers=worked, candidates=candidates),
     }
+
+
+@require_POST
+@role_required(LEAD)
+def reinstate(request, slug):
+    """Let a paused reviewer grade again."""
+    campaign = access.campaign_for_lead(request.user, slug)
+    try:
+        reviewer = reviewer_quality.paused_reviewer(campaign, request.POST.get("reviewer", ""))
+    except ValidationError as exc:
+        messages.warning(request, " ".join(exc.messages))
+    else:
+        if reviewer_quality.reinstate_reviewer(
+            campaign=campaign, reviewer=reviewer, actor=request.user
+        ):
+            messages.success(request, f"{reviewer.email or reviewer.username} can grade again.")
+    return redirect("reviews:campaign-detail", slug=slug)
 
 
 def _reviewer_choices(request, campaign):

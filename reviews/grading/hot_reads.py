@@ -51,9 +51,16 @@ _ASSIGNMENT = ((Assignment, "a"), (CampaignItem, "ci"), (Item, "i"))
 _CAMPAIGN = ((Campaign, "c"), (System, "b"), (System, "s"), (Rubric, "r"))
 
 
+# A reviewer paused in the assignment's campaign (failed its gold check, not reinstated).
+_PAUSED = (
+    "EXISTS (SELECT 1 FROM reviews_reviewerpause p WHERE p.campaign_id = a.campaign_id"
+    " AND p.reviewer_id = a.reviewer_id AND p.reinstated_at IS NULL)"
+)
+
+
 def _assignment(where: str, params: list, order: str = "") -> Assignment | None:
     sql = (
-        f"SELECT {_select(*_ASSIGNMENT)}, rb.text, rc.text"  # noqa: S608 - fixed SQL
+        f"SELECT {_select(*_ASSIGNMENT)}, {_PAUSED}, rb.text, rc.text"  # noqa: S608 - fixed SQL
         " FROM reviews_assignment a"
         " JOIN reviews_campaignitem ci ON ci.id = a.campaign_item_id"
         " JOIN datasets_item i ON i.id = a.item_id"
@@ -66,8 +73,9 @@ def _assignment(where: str, params: list, order: str = "") -> Assignment | None:
         row = cursor.fetchone()
     if row is None:
         return None
-    assignment, campaign_item, item = _build(row[:-2], _ASSIGNMENT)
+    assignment, campaign_item, item = _build(row[:-3], _ASSIGNMENT)
     assignment.campaign_item, assignment.item = campaign_item, item
+    assignment.reviewer_paused = bool(row[-3])
     # The two responses' texts, for grading.blind_pair (saves it a query).
     assignment.pair_texts = {"baseline": row[-2], "candidate": row[-1]}
     return assignment
@@ -79,11 +87,18 @@ def assignment_by_token(*, token: str, reviewer_id: int) -> Assignment | None:
     return _assignment("a.token = %s AND a.reviewer_id = %s", [token, reviewer_id])
 
 
+_NEXT_PENDING = (
+    "a.campaign_id = %s AND a.reviewer_id = %s AND a.status = %s AND EXISTS"  # noqa: S608 - fixed SQL
+    " (SELECT 1 FROM reviews_campaign c WHERE c.id = a.campaign_id AND c.status = %s)"
+    " AND NOT " + _PAUSED
+)
+
+
 def next_pending(*, campaign_id: int, reviewer_id: int) -> Assignment | None:
-    """The reviewer's first pending assignment in an active campaign, in queue order."""
+    """The reviewer's first pending assignment in an active campaign, in queue order (none
+    while the reviewer is paused there)."""
     return _assignment(
-        "a.campaign_id = %s AND a.reviewer_id = %s AND a.status = %s AND EXISTS"
-        " (SELECT 1 FROM reviews_campaign c WHERE c.id = a.campaign_id AND c.status = %s)",
+        _NEXT_PENDING,
         [campaign_id, reviewer_id, Assignment.Status.PENDING, Campaign.Status.ACTIVE],
         order=" ORDER BY a.position, a.id",
     )

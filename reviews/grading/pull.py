@@ -14,7 +14,7 @@ from django.db.models.functions import Mod
 
 from reviews.campaigns.helpers import _derived_seed, _least_used_side
 from reviews.campaigns.services import reviewer_notice
-from reviews.grading import hot_reads
+from reviews.grading import hot_reads, pull_quality, qualification
 from reviews.models import Assignment, Campaign, CampaignItem
 
 if TYPE_CHECKING:
@@ -41,9 +41,24 @@ def pull_next_assignment(*, campaign: Campaign, reviewer: User) -> Assignment | 
         return queued
     fresh = (
         Campaign.objects.filter(pk=campaign.pk)
-        .values("status", "mode", "overlap", "seed", "instructions_version", "rubric__version")
+        .annotate(paused=Exists(qualification.active_pauses(reviewer=reviewer)))
+        .values(
+            "status",
+            "mode",
+            "overlap",
+            "seed",
+            "instructions_version",
+            "rubric__version",
+            "paused",
+            "gold_items",
+            "gold_rate",
+            "repeat_rate",
+            "qualify_items",
+        )
         .get()
     )
+    if fresh["paused"]:
+        raise ValidationError(qualification.PAUSED_MESSAGE, code="reviewer_paused")
     if fresh["status"] != Campaign.Status.ACTIVE:
         campaign.status = fresh["status"]
         raise ValidationError(reviewer_notice(campaign) or "", code=fresh["status"])
@@ -51,6 +66,11 @@ def pull_next_assignment(*, campaign: Campaign, reviewer: User) -> Assignment | 
         return None
     if not campaign.roster.filter(pk=reviewer.pk).exists():
         raise PermissionDenied("You are not on this campaign's roster.")
+    # Gold items and flipped repeats take the place of a claim now and then (issue #16).
+    quality_item = pull_quality.next_quality_item(campaign=campaign, reviewer=reviewer, fresh=fresh)
+    if quality_item is not None:
+        quality_item.campaign = campaign
+        return quality_item
     for attempt in range(PULL_ATTEMPTS):
         try:
             claimed = _claim_slot(campaign, reviewer, fresh)
@@ -80,7 +100,7 @@ def _claim_slot(campaign: Campaign, reviewer: User, fresh: dict[str, Any]) -> As
     with transaction.atomic():
         slot = (
             CampaignItem.objects.select_for_update(skip_locked=True)
-            .filter(campaign_id=campaign.pk, slots_taken__lt=fresh["overlap"])
+            .filter(campaign_id=campaign.pk, slots_taken__lt=fresh["overlap"], is_gold=False)
             .exclude(
                 Exists(Assignment.objects.filter(campaign_item=OuterRef("pk"), reviewer=reviewer))
             )

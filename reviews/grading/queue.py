@@ -6,12 +6,13 @@ from datetime import date
 from functools import lru_cache
 
 from django.db import connection
-from django.db.models import Count, OuterRef, Q, Subquery
+from django.db.models import Count, Exists, OuterRef, Q, Subquery
 from django.template.loader import render_to_string
 from django.urls import reverse
 from django.utils import timezone
 
 from datasets.markdown import render_markdown
+from reviews.grading import qualification
 from reviews.grading import services as grading
 from reviews.grading.forms import JudgmentForm
 from reviews.models import Assignment, Campaign
@@ -32,6 +33,8 @@ class QueueRow:
     skipped: int
     next_token: str | None
     pull: bool
+    paused: bool = False
+    paused_message: str = qualification.PAUSED_MESSAGE
 
     @property
     def finished(self) -> int:
@@ -71,7 +74,10 @@ def queue_rows(user) -> list[QueueRow]:
         )
         .exclude(status=Campaign.Status.DRAFT)
         .select_related("baseline", "candidate")
-        .annotate(next_token=Subquery(next_pending))
+        .annotate(
+            next_token=Subquery(next_pending),
+            paused=Exists(qualification.active_pauses(reviewer=user)),
+        )
         .distinct()
     }
     rows = []
@@ -106,6 +112,7 @@ def _row(campaign: Campaign, counts: dict) -> QueueRow:
         skipped=counts["skipped"],
         next_token=campaign.next_token,
         pull=campaign.mode == Campaign.Mode.PULL and campaign.status == Campaign.Status.ACTIVE,
+        paused=campaign.paused,
     )
 
 

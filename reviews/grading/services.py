@@ -25,6 +25,7 @@ from datasets.markdown import render_markdown
 from datasets.models import Response
 from reviews.campaigns.batches import add_slots
 from reviews.campaigns.masking import mask_text, system_name_pattern
+from reviews.grading import qualification
 from reviews.models import Assignment, Campaign, Judgment
 
 LEFT, RIGHT = "1", "2"
@@ -252,6 +253,8 @@ def submit_judgment(
             "This campaign is closed and no longer accepts judgments; nothing was saved.",
             code=campaign.status,
         )
+    if getattr(assignment, "reviewer_paused", False):  # read with the assignment (hot_reads)
+        raise ValidationError(qualification.PAUSED_MESSAGE, code="reviewer_paused")
     now = timezone.now()
     elapsed = max(0.0, (now - ticket.shown_at).total_seconds())
     duration = min(elapsed, active_seconds) if active_seconds is not None else elapsed
@@ -309,6 +312,8 @@ def submit_judgment(
         notice = SAVED_WHILE_PAUSED
     if report_due:
         queue_aggregation(campaign)
+    if qualification.check_after_gold(campaign=campaign, assignment=assignment):
+        notice = qualification.PAUSED_MESSAGE
     return SubmitResult(judgment, created=True, notice=notice)
 
 

@@ -9,7 +9,7 @@ from django_htmx.http import push_url
 
 from evalsite.roles import REVIEWER, role_required
 from reviews import access
-from reviews.grading import pull
+from reviews.grading import pull, qualification
 from reviews.grading import services as grading
 from reviews.grading.forms import FlagForm, JudgmentForm, SkipForm
 from reviews.grading.queue import grading_context, pending_count, queue_rows
@@ -34,6 +34,9 @@ def start(request, public_id):
 @role_required(REVIEWER)
 def grade(request, token):
     assignment = access.assignment_for_reviewer(request.user, token)
+    if assignment.reviewer_paused and assignment.status == Assignment.Status.PENDING:
+        messages.info(request, qualification.PAUSED_MESSAGE)
+        return redirect("reviews:queue")
     return render_item(request, assignment)
 
 

@@ -27,7 +27,7 @@ from psycopg import sql
 
 from reviews.exports.writing import reviewer_pseudonym
 from reviews.models import Campaign, CampaignItem, Judgment, Report
-from reviews.reports import calibration, decision, gates, stats
+from reviews.reports import calibration, decision, gates, quality_frames, stats
 
 logger = logging.getLogger(__name__)
 
@@ -430,6 +430,7 @@ def _frames(campaign: Campaign, *, criteria: list[dict]):
     else:
         raw, flat, key = _judgment_frames(campaign.pk, rubric)
         items, item_meta = _item_frames(campaign, criteria)
+    raw, flat = quality_frames.live_only(campaign, raw, flat)
     ids, users = pd.factorize(raw["reviewer_id"])
     # The same pseudonyms as the analysts' exports, so the two can be joined.
     reviewer = pd.Categorical.from_codes(ids, [reviewer_pseudonym(int(u)) for u in users])
@@ -721,6 +722,9 @@ def _aggregate(campaign: Campaign) -> tuple[dict[str, Any], str]:
     rubric = list(campaign.rubric.criteria or [])
     criteria = calibratable_criteria(rubric)
     prefs, scores, items, item_meta, key = _frames(campaign, criteria=criteria)
+    answered, truth = prefs, quality_frames.adjudicated(campaign, prefs)
+    if truth is not None:
+        prefs = truth
     report = {
         "campaign": campaign.slug,
         "baseline": campaign.baseline.name,
@@ -737,6 +741,9 @@ def _aggregate(campaign: Campaign) -> tuple[dict[str, Any], str]:
             seed=campaign.seed,
         ),
     }
+    if truth is not None:
+        quality_frames.keep_raw_agreement(report, answered)
+    key += quality_frames.adjudication_key(campaign.pk)
     judge_prefs = judge_preferences(campaign)
     frames = (prefs, scores, items)
     report["calibration"], report["decision"] = _decide_on(
@@ -744,6 +751,16 @@ def _aggregate(campaign: Campaign) -> tuple[dict[str, Any], str]:
     )
     if campaign.operational_gates or campaign.segment_key:
         gate_and_segment(campaign, report, frames, item_meta, criteria, judge_prefs)
+
+    def decide_without(flagged: list) -> dict[str, Any]:
+        kept = (
+            prefs[~prefs["reviewer"].isin(flagged)],
+            scores[~scores["reviewer"].isin(flagged)],
+            items,
+        )
+        return _decide_on(campaign, kept, criteria, judge_prefs)[1]
+
+    quality_frames.add_quality(report, campaign, decide_without=decide_without)
     return report, key
 
 
@@ -778,7 +795,10 @@ def run_aggregation(*, campaign_id: int) -> Report:
     winner of a concurrent run). On any error the claimed row ends FAILED and the error re-raises.
     """
     campaign = Campaign.objects.with_systems().get(pk=campaign_id)
-    existing = _done(campaign_id, state_key(campaign_id))
+    # Adjudicated labels change the figures without changing the judgments.
+    existing = _done(
+        campaign_id, state_key(campaign_id) + quality_frames.adjudication_key(campaign_id)
+    )
     if existing is not None:
         # Requests for a recompute of unchanged data are answered by the existing report.
         Report.objects.filter(campaign_id=campaign_id, status=Report.Status.QUEUED).delete()

@@ -125,6 +125,7 @@ def report_context(campaign: Campaign) -> dict[str, Any]:
         "p_better_text": probability_text(pref.get("p_candidate_better")),
         "p_non_inferior_text": probability_text(pref.get("p_non_inferior")),
         "effective": effective_judgments(pref),
+        "without_flagged_text": _without_flagged(r),
     }
 
 
@@ -136,6 +137,15 @@ def effective_judgments(pref: dict) -> dict | None:
     if not deff or deff < 1.05 or not decisive:
         return None
     return {"decisive": decisive, "worth": round(decisive / deff), "design_effect": deff}
+
+
+def _without_flagged(r: dict) -> str:
+    """The decision without flagged reviewers, in words, when it differs from the decision."""
+    q = r.get("quality") or {}
+    verdict = (r.get("decision") or {}).get("verdict")
+    if not q.get("n_flagged_reviewers") or q.get("decision_without_flagged") == verdict:
+        return ""
+    return DECISIONS.get(q.get("decision_without_flagged"), "no decision")
 
 
 def headline(pref: dict, threshold: float) -> str:

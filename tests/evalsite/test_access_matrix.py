@@ -48,6 +48,8 @@ MATRIX = {
     # An empty form re-renders the campaign page with its errors.
     "reviews:unassign": ("post", slug, allowed(L)),
     "reviews:reassign": ("post", slug, allowed(L)),
+    "reviews:reinstate": ("post", slug, allowed(L, ok=302)),  # nobody paused: a message
+    "reviews:adjudication": ("get", slug, allowed(L)),  # systems named: leads only
     "reviews:rubrics": ("get", None, allowed(L)),
     "reviews:rubric-create": ("get", None, allowed(L)),
     "reviews:rubric-import": ("get", None, allowed(L)),

@@ -29,6 +29,7 @@ REPORT_KEYS = {
     "slices",
     "calibration",
     "decision",
+    "quality",
 }
 
 DECISION_KEYS = {

@@ -214,3 +214,72 @@ def test_pair_scale_anchors_are_shown_in_response_terms_only(client_for, reviewe
         assert "4 · About the same" in html
         for word in ("andidate", "aseline"):
             assert word not in html
+
+
+def _skeleton(html: str) -> str:
+    """The page with what differs between any two items taken out: the item's number, its
+    token, the form's one-time ticket, CSRF token and CSP nonce."""
+    html = re.sub(r"T-\d{5}", "T-N", html)
+    html = re.sub(r"Question \d+", "Question N", html)
+    html = re.sub(r'name="ticket" value="[^"]+"', 'name="ticket" value=""', html)
+    html = re.sub(r'(csrfmiddlewaretoken" value=|x-csrftoken": ?|nonce=)"?[\w\-]+"?', r"\1X", html)
+    return re.sub(r"/grade/[\w\-]+/", "/grade/TOKEN/", html)
+
+
+def test_gold_items_and_repeats_look_exactly_like_live_ones(
+    client_for, reviewer, lead, django_assert_num_queries
+):
+    from django.db import connection
+    from django.test.utils import CaptureQueriesContext
+
+    from datasets.models import Item
+    from tests.reviews.conftest import add_items
+
+    dataset = CampaignFactory().dataset
+    base = System.objects.create(pk=7_770_011, name=BASELINE)
+    cand = System.objects.create(pk=7_770_012, name=CANDIDATE)
+    items = add_items(dataset, [base, cand], 30, categories=())
+    for pk in Response.objects.values_list("pk", flat=True):  # ids no page number could match
+        Response.objects.filter(pk=pk).update(id=9_990_000 + pk)
+    for item in items[20:]:
+        item.gold, item.gold_note = CANDIDATE, "gold: the baseline invents a refund window"
+    Item.objects.bulk_update(items[20:], ["gold", "gold_note"])
+    from reviews.campaigns import services
+    from tests.factories import RubricFactory
+
+    campaign = services.create_campaign(
+        name="Blind quality", dataset=dataset, baseline=base, candidate=cand,
+        rubric=RubricFactory(criteria=[]), gold_rate=0.2, repeat_rate=0.2, qualify_items=2,
+        min_accuracy=0.1, seed=5, actor=lead,
+    )  # fmt: skip
+    batches.create_batches_and_assign(campaign=campaign, reviewers=[reviewer], actor=lead)
+    queue = list(Assignment.objects.filter(reviewer=reviewer).order_by("position"))
+    kinds = {a.kind for a in queue}
+    assert kinds == {"live", "gold", "repeat"}
+    client = client_for(reviewer)
+    pages, queries = {}, {}
+    for a in queue:  # before any answer: every page should be the same but for its item
+        with CaptureQueriesContext(connection) as read:
+            page = client.get(reverse("grading:grade", args=[a.token]))
+        assert_blind(page, campaign)
+        assert "gold" not in page.text.lower()
+        assert "refund window" not in page.text
+        pages.setdefault(a.kind, set()).add(_skeleton(page.text))
+        queries.setdefault(a.kind, set()).add(len(read))
+    assert pages["gold"] == pages["live"] == pages["repeat"]
+    assert len(pages["live"]) == 1
+    assert queries["gold"] == queries["live"] == queries["repeat"]
+    # Submitting: the same work on the server (timing) and the same kind of answer back.
+    submits = {}
+    for a in queue[:8]:
+        ticket = ticket_of(client.get(reverse("grading:grade", args=[a.token])).text)
+        with CaptureQueriesContext(connection) as wrote:
+            response = client.post(
+                reverse("grading:submit", args=[a.token]),
+                {"ticket": ticket, "preference": "1"},
+                headers={"HX-Request": "true"},
+            )
+        assert_blind(response, campaign)
+        submits.setdefault(a.kind, set()).add(len(wrote))
+    assert set(submits) >= {"gold", "live"}
+    assert len(set().union(*submits.values())) == 1

@@ -155,16 +155,16 @@ def test_command_names_an_unknown_dataset():
 def test_timeline_reads_a_real_aggregation(client_for, analyst):
     campaign = factories.CampaignFactory()
     reviewers = [factories.UserFactory() for _ in range(2)]
-    for i in range(12):
+    for i in range(30):
         item = factories.CampaignItemFactory(campaign=campaign)
         for reviewer in reviewers:
             factories.JudgmentFactory(
                 assignment__campaign_item=item,
                 assignment__reviewer=reviewer,
-                preference="baseline" if i % 6 else "candidate",
+                preference="baseline" if i % 10 else "candidate",
             )
     aggregation.run_aggregation(campaign_id=campaign.pk)
     (row,) = timeline.timeline_rows(dataset=campaign.dataset)
-    assert row["win_rate"] == pytest.approx(2 / 12)
+    assert row["win_rate"] == pytest.approx(3 / 30)
     assert row["win_rate_ci95"][1] < 0.5
     assert row["regression"]

@@ -1,5 +1,6 @@
 """python manage.py create_campaign --name NAME --dataset NAME --baseline SYSTEM --candidate SYSTEM
-[--rubric PATH] [--overlap K] [--margin 0.05] [--seed N]; prints the campaign's slug last."""
+[--rubric PATH] [--overlap K] [--margin 0.05] [--seed N] [--gold-rate R] [--repeat-rate R]
+[--qualify N --min-accuracy A]; prints the campaign's slug last."""
 
 import json
 from pathlib import Path
@@ -32,6 +33,26 @@ class Command(BaseCommand):
             "--margin", type=float, default=0.05, help="Non-inferiority margin (default 0.05)."
         )
         parser.add_argument("--seed", type=int, help="Seed for assignment (default: random).")
+        parser.add_argument(
+            "--gold-rate",
+            type=float,
+            default=0.05,
+            help="Share of each queue that is gold (known-answer) items (default 0.05, 1 in 20).",
+        )
+        parser.add_argument(
+            "--repeat-rate",
+            type=float,
+            default=0.0,
+            help="Share of answered items shown again later with the sides swapped (default 0).",
+        )
+        parser.add_argument(
+            "--qualify", type=int, default=0, help="The first N items of each queue are gold."
+        )
+        parser.add_argument(
+            "--min-accuracy",
+            type=float,
+            help="Pause a reviewer whose gold accuracy falls below this (needs --qualify).",
+        )
 
     def handle(self, *args, **options):
         dataset = Dataset.objects.filter(name=options["dataset"]).first()
@@ -51,12 +72,18 @@ class Command(BaseCommand):
                 overlap=options["overlap"],
                 margin=options["margin"],
                 seed=options["seed"],
+                gold_rate=options["gold_rate"],
+                repeat_rate=options["repeat_rate"],
+                qualify_items=options["qualify"],
+                min_accuracy=options["min_accuracy"],
             )
         except ValidationError as exc:
             raise CommandError(" ".join(exc.messages)) from exc
-        n_items = campaign.campaign_items.count()
+        n_items = campaign.campaign_items.filter(is_gold=False).count()
+        n_gold = campaign.campaign_items.filter(is_gold=True).count()
         self.stdout.write(
-            f"Created campaign {campaign.name!r}: {n_items} items, {baseline.name} (baseline) vs "
+            f"Created campaign {campaign.name!r}: {n_items} items and {n_gold} gold items, "
+            f"{baseline.name} (baseline) vs "
             f"{candidate.name} (candidate), rubric {rubric.name!r} v{rubric.version}, "
             f"overlap {campaign.overlap}, seed {campaign.seed}."
         )
