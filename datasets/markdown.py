@@ -1,18 +1,21 @@
-"""Responses are Markdown from LLMs: rendered with markdown-it-pyrs, then sanitized with nh3.
+"""Responses are Markdown from LLMs: rendered with comrak, then sanitized with nh3.
 
-markdown-it-pyrs is the Rust port of markdown-it by the markdown-it-py maintainers. A ~2 KB
-response renders in 0.04 ms instead of 1.3 ms with markdown-it-py (measured, 300 renders); the
-grading page renders up to five texts, so this was a third of its server time (issue #5).
+comrak is the CommonMark + GFM renderer in Rust that GitLab and docs.rs use; its Python
+package has wheels for CPython 3.12, 3.13 and 3.14 (markdown-it-pyrs, used before, has none
+past 3.12, so a 3.13 install tried to build it with Rust). Measured on ~1 KB LLM responses with
+benchmarks/markdown_render.py: comrak renders one in ~8 µs, markdown-it-pyrs in ~14 µs;
+cmarkgfm (cmark-gfm) in ~17 µs but its wrapper never frees the parsed tree nor the output,
+~11 KB kept per response, so a web worker would grow without bound.
 
-No raw HTML from a response reaches a page: the HTML rules are left out of the parser, so raw
-HTML is shown escaped, as the response wrote it, and nh3 keeps only
-the tags below, links only to http, https and mailto URLs, and adds rel="noopener noreferrer
-nofollow" to every link. Images are dropped (they would load from other sites).
+No raw HTML from a response reaches a page: comrak's ``escape`` shows raw HTML escaped, as the
+response wrote it, and nh3 keeps only the tags below, links only to http, https and mailto
+URLs, and adds rel="noopener noreferrer nofollow" to every link. Images are dropped (they
+would load from other sites).
 """
 
+import comrak
 import nh3
 from django.utils.safestring import SafeString, mark_safe
-from markdown_it_pyrs import MarkdownIt
 
 _TAGS = {
     "a", "p", "br", "hr", "em", "strong", "s", "del", "code", "pre", "blockquote",
@@ -21,14 +24,12 @@ _TAGS = {
 }  # fmt: skip
 _ATTRIBUTES = {"a": {"href", "title"}, "ol": {"start"}}
 
-# CommonMark's rules without html_block and html_inline, plus tables and strikethrough.
-_markdown = MarkdownIt("zero").enable_many(
-    [
-        "blockquote", "code", "fence", "heading", "hr", "lheading", "list", "paragraph",
-        "reference", "autolink", "backticks", "emphasis", "entity", "escape", "image", "link",
-        "newline", "table", "strikethrough",
-    ]
-)  # fmt: skip
+# CommonMark plus GFM tables and strikethrough; raw HTML shown escaped, never passed through.
+_extensions = comrak.ExtensionOptions()
+_extensions.table = True
+_extensions.strikethrough = True
+_render = comrak.RenderOptions()
+_render.escape = True
 _cleaner = nh3.Cleaner(
     tags=_TAGS,
     clean_content_tags={"script", "style"},
@@ -42,4 +43,7 @@ _cleaner = nh3.Cleaner(
 
 def render_markdown(text: str) -> SafeString:
     """Markdown ``text`` as sanitized HTML, safe to insert into a page as it is."""
-    return mark_safe(_cleaner.clean(_markdown.render(text or "")))  # noqa: S308 - sanitized by nh3
+    rendered = comrak.render_markdown(
+        text or "", extension_options=_extensions, render_options=_render
+    )
+    return mark_safe(_cleaner.clean(rendered))  # noqa: S308 - sanitized by nh3

@@ -17,7 +17,7 @@ def test_markdown_renders_the_formatting_support_answers_use():
     assert "<code>tracking</code>" in html
     assert "<table>" in html
     assert "<td>Refund</td>" in html
-    assert "<s>old</s>" in html
+    assert "<del>old</del>" in html
     assert '<a href="https://example.org/p" rel="noopener noreferrer nofollow">policy</a>' in html
 
 
