@@ -209,7 +209,7 @@ def _pattern_error(pattern: str) -> str | None:
         reason = exc.args[0] if exc.args else ""
         if isinstance(reason, bytes):
             reason = reason.decode("utf-8", "replace")
-        return f"{pattern}: not a valid pattern ({reason})"
+        return f"{pattern}: not a valid regular expression ({reason})"
     if compiled.search("") is not None:
         return f"{pattern}: matches empty text, so it would mask everything"
     return None
@@ -230,6 +230,15 @@ def validate_patterns(patterns: Iterable[str]) -> list[str]:
 _LEGACY_NAME = re.compile(r"^\(\?<!\\w\)(.+)\(\?!\\w\)$")
 
 
+def upgrade_pattern(pattern: str) -> str:
+    """A system name stored as (?<!\\w)name(?!\\w) (Python re, before RE2) in today's form;
+    any other pattern unchanged."""
+    legacy = _LEGACY_NAME.match(pattern)
+    if legacy is None:
+        return pattern
+    return system_name_pattern(re.sub(r"\\(.)", r"\1", legacy[1])) or pattern
+
+
 def _usable(pattern: str) -> str:
     """A stored pattern as RE2 runs it. Campaigns created before RE2 stored system names as
     (?<!\\w)name(?!\\w); anything else RE2 refuses is matched as literal text, never dropped."""
@@ -239,9 +248,9 @@ def _usable(pattern: str) -> str:
         pass
     else:
         return fold(pattern)
-    legacy = _LEGACY_NAME.match(pattern)
-    if legacy:
-        return system_name_pattern(re.sub(r"\\(.)", r"\1", legacy[1]))
+    upgraded = upgrade_pattern(pattern)
+    if upgraded != pattern:
+        return fold(upgraded)
     logger.warning("mask pattern %r is not valid RE2; matching it as literal text", pattern)
     return re2.escape(fold(pattern))
 

@@ -40,12 +40,14 @@ def create_campaign(
     mode: str = Campaign.Mode.PUSH,
     roster: Iterable[User] = (),
     require_rationale: bool = False,
+    reviewer_title: str = "",
     actor: User | None = None,
 ) -> Campaign:
     """A campaign over the dataset's items that have responses from both systems.
 
     `mask_patterns` None means the defaults (both systems' names and vendor phrases); `seed` None
-    means a random one, stored so that assignment is reproducible.
+    means a random one, stored so that assignment is reproducible. `reviewer_title` is what
+    reviewers see instead of `name` (empty: a neutral title).
     """
     errors = []
     if not name.strip():
@@ -77,6 +79,7 @@ def create_campaign(
     with transaction.atomic():
         campaign = Campaign.objects.create(
             name=name.strip(),
+            reviewer_title=reviewer_title.strip(),
             slug=_free_campaign_slug(name),
             dataset=dataset,
             baseline=baseline,
@@ -165,6 +168,7 @@ def update_campaign(
     campaign: Campaign,
     actor: User | None = None,
     name: str | None = None,
+    reviewer_title: str | None = None,
     instructions: str | None = None,
     mask_patterns: Sequence[str] | None = None,
     margin: float | None = None,
@@ -177,6 +181,8 @@ def update_campaign(
     changes: dict[str, Any] = {}
     if name is not None and name.strip() and name.strip() != campaign.name:
         changes["name"] = name.strip()
+    if reviewer_title is not None and reviewer_title.strip() != campaign.reviewer_title:
+        changes["reviewer_title"] = reviewer_title.strip()
     if instructions is not None and instructions != campaign.instructions:
         changes["instructions"] = instructions
     if mask_patterns is not None:

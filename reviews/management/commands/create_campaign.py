@@ -1,5 +1,6 @@
 """python manage.py create_campaign --name NAME --dataset NAME --baseline SYSTEM --candidate SYSTEM
-[--rubric PATH] [--overlap K] [--margin 0.05] [--seed N]; prints the campaign's slug last."""
+[--rubric PATH] [--overlap K] [--margin 0.05] [--seed N] [--reviewer-title TITLE]
+[--mask-pattern PATTERN ...]; prints the campaign's slug last."""
 
 import json
 from pathlib import Path
@@ -9,6 +10,7 @@ from django.core.management.base import BaseCommand, CommandError
 
 from datasets.models import Dataset, System
 from reviews.campaigns import rubrics, services
+from reviews.campaigns.masking import default_mask_patterns
 
 
 class Command(BaseCommand):
@@ -32,6 +34,19 @@ class Command(BaseCommand):
             "--margin", type=float, default=0.05, help="Non-inferiority margin (default 0.05)."
         )
         parser.add_argument("--seed", type=int, help="Seed for assignment (default: random).")
+        parser.add_argument(
+            "--reviewer-title",
+            default="",
+            help="What reviewers see as the campaign's name (default: a neutral title).",
+        )
+        parser.add_argument(
+            "--mask-pattern",
+            action="append",
+            default=[],
+            metavar="PATTERN",
+            help="One more masking pattern (RE2 syntax, ignoring case), besides the systems' names "
+            "and vendor phrases; repeat for more.",
+        )
 
     def handle(self, *args, **options):
         dataset = Dataset.objects.filter(name=options["dataset"]).first()
@@ -51,6 +66,11 @@ class Command(BaseCommand):
                 overlap=options["overlap"],
                 margin=options["margin"],
                 seed=options["seed"],
+                reviewer_title=options["reviewer_title"],
+                mask_patterns=[
+                    *default_mask_patterns([baseline.name, candidate.name]),
+                    *options["mask_pattern"],
+                ],
             )
         except ValidationError as exc:
             raise CommandError(" ".join(exc.messages)) from exc
