@@ -33,9 +33,11 @@ RESPONSE = (
     "| Step | When |\n|---|---|\n| Tracking | now |\n| Replacement | after 48 h |\n\n"
     "```text\nOrder {n}: status <in transit>\n```\n\n"
     "Refunds go back to the original payment method within 5 to 10 working days; see "
-    "[our refund policy](https://example.org/refunds \"Refunds\") for details. If you paid by "
+    '[our refund policy](https://example.org/refunds "Refunds") for details. If you paid by '
     "gift card, the amount returns to the card at once. > Note: `keep your receipt`.\n\n"
     "- Tracking number: `TRK-{n}-X`\n- Carrier: ~~old carrier~~ new carrier\n\n"
+    "If the tracking page has not changed for three days, the carrier may have lost the parcel; "
+    "we open an investigation with them and keep you posted by email.\n\n"
     "Is there anything else I can help you with today?\n"
 )
 NAMED = RESPONSE + "\nAs an AI language model developed by Open\u00adAI, I am Clau*de*.\n"
@@ -114,7 +116,8 @@ def main() -> None:
     for name, fn in candidates().items():
         fn(texts[0])
         us = per_response_us(fn, texts, args.rounds)
-        print(f"  render   {name:28} {us / 1000:7.4f} ms/response  grew {growth_kb(fn, texts):>7,} KB")
+        grew = growth_kb(fn, texts)
+        print(f"  render   {name:28} {us / 1000:7.4f} ms/response  grew {grew:>7,} KB")
 
     import django
 
