@@ -106,7 +106,8 @@ def _homoglyphs() -> dict[str, str]:
         if ascii_alnum:
             # A letter over a digit, and of the same case (Greek capital iota is I, not l).
             best = min(ascii_alnum, key=lambda c: (not c.isalpha(), c.isupper() != char.isupper()))
-            table[char] = best
+            # confusables.txt folds capital I itself to l; a capital look-alike reads as I.
+            table[char] = "I" if best == "l" and char.isupper() else best
     return table
 
 
