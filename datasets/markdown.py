@@ -7,11 +7,16 @@ benchmarks/markdown_render.py: comrak renders one in ~8 µs, markdown-it-pyrs in
 cmarkgfm (cmark-gfm) in ~17 µs but its wrapper never frees the parsed tree nor the output,
 ~11 KB kept per response, so a web worker would grow without bound.
 
-No raw HTML from a response reaches a page: comrak's ``escape`` shows raw HTML escaped, as the
-response wrote it, and nh3 keeps only the tags below, links only to http, https and mailto
-URLs, and adds rel="noopener noreferrer nofollow" to every link. Images are dropped (they
-would load from other sites).
+No raw HTML from a response reaches a page. HTML is not Markdown's business here: a "<" that
+does not open an autolink is hidden from the parser, so a line such as "<b>Note</b> **read
+this**" is a paragraph with its Markdown rendered and its tags shown as written (as with
+markdown-it's HTML rules turned off before); comrak's ``escape`` would show any raw HTML left
+escaped; and nh3 keeps only the tags below, links only to http, https and mailto URLs, and adds
+rel="noopener noreferrer nofollow" to every link. Images are dropped (they would load from
+other sites).
 """
+
+import re
 
 import comrak
 import nh3
@@ -30,6 +35,12 @@ _extensions.table = True
 _extensions.strikethrough = True
 _render = comrak.RenderOptions()
 _render.escape = True
+# A noncharacter stands in for "<" while parsing; one already in the text becomes U+FFFD.
+_LT = "\ufdd0"
+# "<" except where it opens a CommonMark autolink (<https://…>, <name@example.org>).
+_NOT_AUTOLINK = re.compile(
+    r"<(?!(?:[A-Za-z][A-Za-z0-9+.-]{1,31}:[^\x00-\x20<>]*|[\w.!#$%&'*+/=?^`{|}~-]+@[A-Za-z0-9.-]+)>)"
+)
 _cleaner = nh3.Cleaner(
     tags=_TAGS,
     clean_content_tags={"script", "style"},
@@ -43,7 +54,12 @@ _cleaner = nh3.Cleaner(
 
 def render_markdown(text: str) -> SafeString:
     """Markdown ``text`` as sanitized HTML, safe to insert into a page as it is."""
-    rendered = comrak.render_markdown(
-        text or "", extension_options=_extensions, render_options=_render
-    )
+    text = text or ""
+    if _LT in text:
+        text = text.replace(_LT, "\ufffd")
+    if "<" in text:
+        text = _NOT_AUTOLINK.sub(_LT, text)
+    rendered = comrak.render_markdown(text, extension_options=_extensions, render_options=_render)
+    if _LT in rendered:
+        rendered = rendered.replace(_LT, "&lt;")
     return mark_safe(_cleaner.clean(rendered))  # noqa: S308 - sanitized by nh3
