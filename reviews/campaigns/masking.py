@@ -93,8 +93,8 @@ def _ignorable(ch: str) -> bool:
 @cache
 def _homoglyphs() -> dict[str, str]:
     """Non-ASCII letters that look like one ASCII letter or digit, from Unicode's confusables.txt
-    (as shipped by confusable-homoglyphs). Loaded on the first non-Latin letter met: reading the
-    file takes ~0.15 s, once per process, and text in Latin letters never needs it."""
+    (as shipped by confusable-homoglyphs). Loaded the first time a character folds to something
+    outside ASCII (a typographic quote is enough): ~0.15 s, once per process."""
     from confusable_homoglyphs.utils import load
 
     table = {}
@@ -104,9 +104,9 @@ def _homoglyphs() -> dict[str, str]:
         ascii_alnum = [g["c"] for g in glyphs if len(g["c"]) == 1 and g["c"].isascii()]
         ascii_alnum = [c for c in ascii_alnum if c.isalnum()]
         if ascii_alnum:
-            # A letter over a digit, and of the same case (Greek capital iota is I, not l).
+            # A letter over a digit, of the same case where there is a choice.
             best = min(ascii_alnum, key=lambda c: (not c.isalpha(), c.isupper() != char.isupper()))
-            # confusables.txt folds capital I itself to l; a capital look-alike reads as I.
+            # confusables.txt folds capital I itself to l: Greek capital iota reads as I.
             table[char] = "I" if best == "l" and char.isupper() else best
     return table
 
