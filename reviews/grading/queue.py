@@ -126,6 +126,7 @@ def grading_context(assignment: Assignment, *, form: JudgmentForm | None = None)
     """Everything the grading page shows: blind texts, the form, progress and recent items."""
     assignment = with_campaign(assignment)
     campaign = assignment.campaign
+    criteria = grading.reviewer_criteria(campaign)  # masked: the reviewer reads them
     # Only a finished assignment can hold a judgment: a pending one skips that query.
     current = (
         grading.current_judgment(assignment)
@@ -149,13 +150,13 @@ def grading_context(assignment: Assignment, *, form: JudgmentForm | None = None)
                 initial.update({f"{name}__{side}": v for side, v in sides.items() if v is not None})
         form = JudgmentForm(
             initial=initial,
-            criteria=grading.reviewer_criteria(campaign),
+            criteria=criteria,
             require_rationale=campaign.require_rationale,
         )
     mask = grading.campaign_masker(campaign)
     progress, recent = _progress_and_recent(assignment, mask)
     blank = form.is_bound is False and current is None
-    blank_questions = _blank_questions(grading.reviewer_criteria(campaign)) if blank else ""
+    blank_questions = _blank_questions(criteria) if blank else ""
     return {
         "assignment": assignment,
         "token": assignment.token,
