@@ -129,14 +129,37 @@ def main() -> None:
     mask = masker(default_mask_patterns(["nova-chat-2", "orbit-1"]))
     named = [NAMED.format(n=n) for n in range(args.responses)]
     assert "[masked]" in masked_markdown(named[0], mask)
+    paths = []
+    md = candidates().get("markdown-it-pyrs (before)")
+    if md is not None:
+        import re
+
+        from datasets.markdown import _cleaner
+
+        # The path before (issue #19): Python re over the raw Markdown, pattern by pattern, then
+        # markdown-it-pyrs and nh3.
+        old = [
+            re.compile(p, re.I)
+            for p in [rf"(?<!\w){re.escape(n)}(?!\w)" for n in ("nova-chat-2", "orbit-1")]
+            + list(default_mask_patterns([]))
+        ]
+
+        def before(text: str) -> str:
+            spans = sorted(m.span() for r in old for m in r.finditer(text))
+            for start, end in reversed(spans):
+                text = text[:start] + "[masked]" + text[end:]
+            return _cleaner.clean(md(text))
+
+        paths.append(("before: re mask + markdown-it-pyrs + nh3", before, texts))
     for label, fn, inputs in (
+        *paths,
         ("render + nh3", render_markdown, texts),
         ("render + nh3 + mask, no match", lambda t: masked_markdown(t, mask), texts),
         ("render + nh3 + mask, names", lambda t: masked_markdown(t, mask), named),
     ):
         fn(inputs[0])
         us = per_response_us(fn, inputs, args.rounds)
-        print(f"  page     {label:36} {us / 1000:7.4f} ms/response")
+        print(f"  page     {label:42} {us / 1000:7.4f} ms/response")
 
 
 if __name__ == "__main__":
