@@ -220,7 +220,11 @@ def _progress_and_recent(assignment: Assignment, mask: Masker) -> tuple[dict, li
     # One reverse() for all the links (each costs ~0.1 ms); tokens are URL-safe as they are.
     grade_url = reverse("grading:grade", args=["-"]).removesuffix("-/")
     recent = [
-        {"token": token, "url": f"{grade_url}{token}/", "item__external_id": mask.text(external_id)}
+        {
+            "token": token,
+            "url": f"{grade_url}{token}/",
+            "item__external_id": mask.text(grading.strip_invisible(external_id)),
+        }
         for pk, token, status, external_id, _, _ in rows
         if status == Assignment.Status.DONE and pk != assignment.pk
     ][:RECENT_DONE]
