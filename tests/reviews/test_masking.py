@@ -211,3 +211,24 @@ def test_create_campaign_command_refuses_an_unsafe_pattern(lead, campaign_form_d
     call_command("create_campaign", *args, "--mask-pattern", "acme", stdout=open("/dev/null", "w"))  # noqa: SIM115
     campaign = Campaign.objects.get()
     assert (campaign.reviewer_title, campaign.mask_patterns[-1]) == ("Round 3", "acme")
+
+
+@pytest.mark.django_db
+def test_the_migration_upgrades_stored_look_around_names(build_campaign):
+    import importlib
+    from pathlib import Path
+
+    from django.apps import apps
+
+    import reviews.migrations
+
+    # Found by name: the migration's number may change when branches are merged.
+    (path,) = Path(reviews.migrations.__path__[0]).glob("*_campaign_reviewer_title.py")
+    migration = importlib.import_module(f"reviews.migrations.{path.stem}")
+    campaign = build_campaign(1)
+    legacy = [r"(?<!\w)acme\-bot(?!\w)", r"\bOpenAI\b"]
+    Campaign.objects.filter(pk=campaign.pk).update(mask_patterns=legacy)
+    migration.upgrade_name_patterns(apps, None)
+    campaign.refresh_from_db()
+    assert campaign.mask_patterns == [masking.system_name_pattern("acme-bot"), r"\bOpenAI\b"]
+    assert masking.validate_patterns(campaign.mask_patterns) == campaign.mask_patterns
