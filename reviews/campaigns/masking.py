@@ -2,10 +2,11 @@
 
 Patterns are RE2 regular expressions (google-re2): matching takes time linear in the text whatever
 a lead types, so no pattern can pin a CPU (with Python's re, ``(a+)+$`` against 22 a's and a b
-takes 0.24 s, doubling with every further a: some 17 hours for 40). RE2 has no look-arounds or back-references; ``\\b`` is an ASCII word
-boundary. Patterns match ignoring case, against a normalised form of the text (``fold``: NFKC,
-marks and default-ignorable characters removed, dashes and look-alike letters folded), and what
-matched is replaced in the original text, which is shown unchanged wherever nothing matched.
+takes 0.24 s, doubling with every further a: some 17 hours for 40). RE2 has no look-arounds or
+back-references; ``\\b`` is an ASCII word boundary. Patterns match ignoring case, against a
+normalised form of the text (``fold``: NFKC, marks and default-ignorable characters removed,
+dashes and look-alike letters folded), and what matched is replaced in the original text, which
+is shown unchanged wherever nothing matched.
 
 ``mask_html`` masks rendered, sanitised HTML: the text a reader sees across inline markup
 (``Clau<em>de</em>``) and the attribute values a browser shows (title, alt, href), entities
