@@ -413,19 +413,23 @@ def _mask_text_nodes(markup: str, masker: Masker) -> str:
         tokens.append(raw)
         joined.append(decoded)
     spans = masker.spans("".join(joined))
-    if spans:
-        for index, start, decoded in texts:
-            end = start + len(decoded)
-            touching = [(s, e) for s, e in spans if s < end and e > start]
-            if not touching:
-                continue
-            pieces, at = [], 0
-            for s, e in touching:
-                local_start, local_end = max(s - start, 0), min(e - start, len(decoded))
-                pieces.append(html.escape(decoded[at:local_start], quote=False))
-                if s >= start:  # the mask goes where the match begins
-                    pieces.append(MASK)
-                at = local_end
+    # Nodes and spans both run in text order: one sweep, however many of either there are.
+    first, placed = 0, -1  # placed: the last span whose "[masked]" is written
+    for index, start, decoded in texts:
+        end = start + len(decoded)
+        while first < len(spans) and spans[first][1] <= start:
+            first += 1
+        pieces, at, k = [], 0, first
+        while k < len(spans) and spans[k][0] < end:
+            s, e = spans[k]
+            local_start, local_end = max(s - start, 0), min(e - start, len(decoded))
+            pieces.append(html.escape(decoded[at:local_start], quote=False))
+            if k > placed:  # in the first text node the span reaches
+                pieces.append(MASK)
+                placed = k
+            at = local_end
+            k += 1
+        if pieces:
             pieces.append(html.escape(decoded[at:], quote=False))
             tokens[index] = "".join(pieces)
     return "".join(tokens)

@@ -84,17 +84,21 @@ def test_hostile_patterns_finish_within_a_time_bound():
         from reviews.campaigns.masking import masker
         mask = masker({HOSTILE_PATTERNS!r})
         texts = ["a" * 100_000 + "b", "word " * 40_000 + "@acme.co", "x" * 30 + "!"]
-        start = time.perf_counter()
+        # Many names in many text nodes: spans and nodes are matched in one sweep.
+        names = masker([r"\bClaude\b"])
+        table = "<table>" + "<tr><td>Clau<em>de</em></td><td>x</td></tr>" * 20_000 + "</table>"
+        start = time.process_time()
         for text in texts:
             mask.text(text)
             mask.html("<p>" + text + "</p>")
-        print(time.perf_counter() - start)
+        assert names.html(table).count("[masked]") == 20_000
+        print(time.process_time() - start)
         """
     )
     done = subprocess.run(
         [sys.executable, "-c", code], capture_output=True, text=True, timeout=60, check=True
     )
-    assert float(done.stdout.strip()) < 1.0
+    assert float(done.stdout.strip()) < 2.0
 
 
 # ----------------------------------------------------------------------------- the matcher
