@@ -175,6 +175,10 @@ _OPTIONS.max_mem = 8 << 20  # RE2's own default, stated: a pattern needing more 
 _OPTIONS.log_errors = False  # a refused pattern is reported to the lead, not to stderr
 
 
+_ASCII_WORD = re.compile(r"[A-Za-z0-9_]")
+
+
+@lru_cache(maxsize=1024)
 def system_name_pattern(name: str) -> str:
     """A pattern matching a system's name as a whole word, spelt with any separators:
     nova-chat-2, "nova chat 2", nova_chat_2 and novachat2 alike."""
@@ -183,8 +187,8 @@ def system_name_pattern(name: str) -> str:
         return ""
     body = r"[\s._-]*".join(parts)
     # \b in RE2 counts _ as a letter: item ids such as nova_chat_2_0001 need it as a separator.
-    head = r"(?:\b|_)" if re2.search(r"^\w", parts[0]) else ""
-    tail = r"(?:\b|_)" if re2.search(r"\w$", parts[-1]) else ""
+    head = r"(?:\b|_)" if _ASCII_WORD.match(parts[0][0]) else ""
+    tail = r"(?:\b|_)" if _ASCII_WORD.match(parts[-1][-1]) else ""
     return f"{head}{body}{tail}"
 
 
