@@ -1,6 +1,8 @@
+from django import forms
 from django.contrib import admin
 
 from reviews.audit.trail import UnblindingAuditAdmin
+from reviews.campaigns.masking import validate_patterns
 from reviews.models import Assignment, AuditEvent, Batch, Campaign, CampaignItem, Judgment, Rubric
 
 
@@ -17,8 +19,21 @@ class BatchInline(admin.TabularInline):
     fields = ["number", "name", "due_date"]
 
 
+class CampaignAdminForm(forms.ModelForm):
+    class Meta:
+        model = Campaign
+        fields = "__all__"  # noqa: DJ007 - the admin's own form, as ModelAdmin would build it
+
+    def clean_mask_patterns(self) -> list[str]:
+        patterns = self.cleaned_data["mask_patterns"]
+        if not isinstance(patterns, list) or not all(isinstance(p, str) for p in patterns):
+            raise forms.ValidationError('A list of pattern strings, such as ["\\bAcme\\b"].')
+        return validate_patterns(patterns)
+
+
 @admin.register(Campaign)
 class CampaignAdmin(admin.ModelAdmin):
+    form = CampaignAdminForm
     list_display = ["name", "slug", "dataset", "baseline", "candidate", "overlap", "mode", "status"]
     list_filter = ["status", "mode"]
     search_fields = ["name", "slug"]

@@ -50,6 +50,9 @@ class Campaign(models.Model):
         PULL = "pull", "Reviewers pull the next item"
 
     name = models.CharField(max_length=200)
+    # What reviewers see as the campaign's name (masked as well); `name` is for leads and
+    # analysts and often names the systems ("Mini vs Llama").
+    reviewer_title = models.CharField(max_length=200, blank=True)
     slug = models.SlugField(max_length=200, unique=True)
     # How reviewers' URLs name the campaign: the slug may carry the systems' names.
     public_id = models.CharField(max_length=32, unique=True, default=new_token, editable=False)

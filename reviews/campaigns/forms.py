@@ -34,8 +34,22 @@ class ReviewerField(forms.ModelChoiceField):
         return obj.email or obj.username
 
 
+REVIEWER_TITLE_HELP = (
+    "What reviewers see as the campaign's name (the name above is for leads and analysts, and "
+    "may name the systems). Empty: “Side-by-side review”."
+)
+PATTERNS_HELP = (
+    "Regular expressions (RE2 syntax: no look-arounds or back-references), one per line, "
+    "matched ignoring case against the text as reviewers read it; at most 50, of 300 "
+    "characters each."
+)
+
+
 class CampaignForm(forms.Form):
     name = forms.CharField(max_length=200)
+    reviewer_title = forms.CharField(
+        max_length=200, required=False, label="Title for reviewers", help_text=REVIEWER_TITLE_HELP
+    )
     dataset = forms.ModelChoiceField(Dataset.objects.order_by("name"))
     baseline = forms.ModelChoiceField(
         System.objects.order_by("name"), help_text="The system in use."
@@ -81,7 +95,7 @@ class CampaignForm(forms.Form):
         widget=forms.Textarea(attrs={"rows": 3}),
         required=False,
         label="More masking patterns",
-        help_text="Regular expressions, one per line, matched ignoring case.",
+        help_text=PATTERNS_HELP,
     )
     seed = forms.IntegerField(
         required=False,
@@ -174,6 +188,7 @@ class CampaignForm(forms.Form):
     def service_kwargs(self) -> dict[str, Any]:
         keys = (
             "name",
+            "reviewer_title",
             "dataset",
             "baseline",
             "candidate",
@@ -199,6 +214,9 @@ class CampaignForm(forms.Form):
 
 class CampaignEditForm(forms.Form):
     name = forms.CharField(max_length=200)
+    reviewer_title = forms.CharField(
+        max_length=200, required=False, label="Title for reviewers", help_text=REVIEWER_TITLE_HELP
+    )
     instructions = forms.CharField(
         widget=forms.Textarea(attrs={"rows": 8}),
         required=False,
@@ -208,7 +226,7 @@ class CampaignEditForm(forms.Form):
         widget=forms.Textarea(attrs={"rows": 8}),
         required=False,
         label="Masking patterns",
-        help_text="Regular expressions, one per line, matched ignoring case.",
+        help_text=PATTERNS_HELP,
     )
     margin = forms.FloatField(label="Non-inferiority margin", min_value=0, max_value=0.49)
     mode = forms.ChoiceField(choices=Campaign.Mode.choices, widget=forms.RadioSelect)
@@ -240,6 +258,7 @@ class CampaignEditForm(forms.Form):
             "initial",
             {
                 "name": campaign.name,
+                "reviewer_title": campaign.reviewer_title,
                 "instructions": campaign.instructions,
                 "mask_patterns": "\n".join(campaign.mask_patterns),
                 "margin": campaign.margin,

@@ -44,6 +44,7 @@ def create_campaign(
     repeat_rate: float = 0.0,
     qualify_items: int = 0,
     min_accuracy: float | None = None,
+    reviewer_title: str = "",
     actor: User | None = None,
 ) -> Campaign:
     """A campaign over the dataset's items that have responses from both systems.
@@ -51,6 +52,7 @@ def create_campaign(
     `mask_patterns` None means the defaults (both systems' names and vendor phrases); `seed` None
     means a random one, stored so that assignment is reproducible. Items with a gold answer become
     the campaign's gold items (mixed into queues at `gold_rate`, never counted in the figures).
+    `reviewer_title` is what reviewers see instead of `name` (empty: a neutral title).
     """
     errors = quality_setting_errors(
         gold_rate=gold_rate,
@@ -89,6 +91,7 @@ def create_campaign(
     with transaction.atomic():
         campaign = Campaign.objects.create(
             name=name.strip(),
+            reviewer_title=reviewer_title.strip(),
             slug=_free_campaign_slug(name),
             dataset=dataset,
             baseline=baseline,
@@ -207,6 +210,7 @@ def update_campaign(
     campaign: Campaign,
     actor: User | None = None,
     name: str | None = None,
+    reviewer_title: str | None = None,
     instructions: str | None = None,
     mask_patterns: Sequence[str] | None = None,
     margin: float | None = None,
@@ -221,6 +225,8 @@ def update_campaign(
     changes: dict[str, Any] = {}
     if name is not None and name.strip() and name.strip() != campaign.name:
         changes["name"] = name.strip()
+    if reviewer_title is not None and reviewer_title.strip() != campaign.reviewer_title:
+        changes["reviewer_title"] = reviewer_title.strip()
     if instructions is not None and instructions != campaign.instructions:
         changes["instructions"] = instructions
     if mask_patterns is not None:

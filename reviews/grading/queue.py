@@ -11,7 +11,7 @@ from django.template.loader import render_to_string
 from django.urls import reverse
 from django.utils import timezone
 
-from datasets.markdown import render_markdown
+from reviews.campaigns.masking import Masker
 from reviews.grading import qualification
 from reviews.grading import services as grading
 from reviews.grading.forms import JudgmentForm
@@ -96,12 +96,15 @@ def queue_rows(user) -> list[QueueRow]:
 
 def _row(campaign: Campaign, counts: dict) -> QueueRow:
     return QueueRow(
-        campaign_name=grading.masked(campaign.name, campaign),
-        instructions=render_markdown(grading.masked(campaign.instructions, campaign)),
+        campaign_name=grading.reviewer_title(campaign),
+        instructions=grading.masked_markdown(
+            campaign.instructions, grading.campaign_masker(campaign)
+        ),
         public_id=campaign.public_id,
         status=campaign.get_status_display(),
-        batch_name=counts.get("batch__name")
-        or (
+        batch_name=grading.masked(counts["batch__name"], campaign)
+        if counts.get("batch__name")
+        else (
             f"Batch {counts['batch__number']}"
             if counts.get("batch__number")
             else "Items you pulled"
@@ -130,6 +133,7 @@ def grading_context(assignment: Assignment, *, form: JudgmentForm | None = None)
     """Everything the grading page shows: blind texts, the form, progress and recent items."""
     assignment = with_campaign(assignment)
     campaign = assignment.campaign
+    criteria = grading.reviewer_criteria(campaign)  # masked: the reviewer reads them
     # Only a finished assignment can hold a judgment: a pending one skips that query.
     current = (
         grading.current_judgment(assignment)
@@ -153,17 +157,18 @@ def grading_context(assignment: Assignment, *, form: JudgmentForm | None = None)
                 initial.update({f"{name}__{side}": v for side, v in sides.items() if v is not None})
         form = JudgmentForm(
             initial=initial,
-            criteria=campaign.rubric.criteria,
+            criteria=criteria,
             require_rationale=campaign.require_rationale,
         )
-    progress, recent = _progress_and_recent(assignment)
+    mask = grading.campaign_masker(campaign)
+    progress, recent = _progress_and_recent(assignment, mask)
     blank = form.is_bound is False and current is None
-    blank_questions = _blank_questions(campaign.rubric.criteria) if blank else ""
+    blank_questions = _blank_questions(criteria) if blank else ""
     return {
         "assignment": assignment,
         "token": assignment.token,
-        "campaign_name": grading.masked(campaign.name, campaign),
-        "instructions": render_markdown(grading.masked(campaign.instructions, campaign)),
+        "campaign_name": grading.reviewer_title(campaign),
+        "instructions": grading.masked_markdown(campaign.instructions, mask),
         "notice": _notice(campaign),
         "pair": grading.blind_pair(assignment),
         "form": form,
@@ -187,7 +192,7 @@ def _blank_questions_html(criteria_json: str) -> str:
     return render_to_string("reviews/grade.html#questions", {"form": form})
 
 
-def _progress_and_recent(assignment: Assignment) -> tuple[dict, list[dict]]:
+def _progress_and_recent(assignment: Assignment, mask: Masker) -> tuple[dict, list[dict]]:
     """The reviewer's progress in the campaign and their latest answers, in one query.
 
     Window counts run over all of the reviewer's assignments before the LIMIT applies, so the
@@ -222,7 +227,11 @@ def _progress_and_recent(assignment: Assignment) -> tuple[dict, list[dict]]:
     # One reverse() for all the links (each costs ~0.1 ms); tokens are URL-safe as they are.
     grade_url = reverse("grading:grade", args=["-"]).removesuffix("-/")
     recent = [
-        {"token": token, "url": f"{grade_url}{token}/", "item__external_id": external_id}
+        {
+            "token": token,
+            "url": f"{grade_url}{token}/",
+            "item__external_id": mask.text(grading.strip_invisible(external_id)),
+        }
         for pk, token, status, external_id, _, _ in rows
         if status == Assignment.Status.DONE and pk != assignment.pk
     ][:RECENT_DONE]

@@ -4,13 +4,14 @@ The side-to-system mapping never leaves this module towards a template: views re
 texts for "Response 1" (left) and "Response 2" (right) and an opaque assignment token.
 """
 
+import json
 import re
 import secrets
 import time
 from collections import Counter
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from functools import partial
+from functools import lru_cache, partial
 from typing import Any
 
 from django.conf import settings
@@ -24,7 +25,7 @@ from django.utils.safestring import SafeString
 from datasets.markdown import render_markdown
 from datasets.models import Response
 from reviews.campaigns.batches import add_slots
-from reviews.campaigns.masking import mask_text, system_name_pattern
+from reviews.campaigns.masking import Masker, masker, system_name_pattern
 from reviews.grading import qualification
 from reviews.models import Assignment, Campaign, Judgment
 
@@ -77,16 +78,56 @@ def mask_patterns(campaign: Campaign) -> list[str]:
         system_name_pattern(campaign.baseline.name),
         system_name_pattern(campaign.candidate.name),
     ]
-    return list(dict.fromkeys([*names, *campaign.mask_patterns]))
+    return list(dict.fromkeys([*filter(None, names), *campaign.mask_patterns]))
+
+
+def campaign_masker(campaign: Campaign) -> Masker:
+    return masker(mask_patterns(campaign))
 
 
 def masked(text: str, campaign: Campaign) -> str:
-    return mask_text(strip_invisible(text), mask_patterns(campaign))
+    """Plain text as a reviewer may read it (escaped by the template that shows it)."""
+    return campaign_masker(campaign).text(strip_invisible(text))
+
+
+def masked_markdown(text: str, mask: Masker) -> SafeString:
+    """Markdown rendered and sanitised, then masked as it reads (after rendering)."""
+    return mask.html(render_markdown(strip_invisible(text)))
+
+
+REVIEWER_TITLE = "Side-by-side review"
+
+
+def reviewer_title(campaign: Campaign) -> str:
+    """The campaign's name as reviewers see it: the lead's reviewer-facing title (masked too),
+    never the internal name, which often names the systems."""
+    return masked(campaign.reviewer_title or REVIEWER_TITLE, campaign)
+
+
+def reviewer_criteria(campaign: Campaign) -> list[dict]:
+    """The rubric's criteria with labels, help and anchors masked (read-only: shared)."""
+    key = json.dumps(campaign.rubric.criteria, sort_keys=True)
+    return _masked_criteria(key, tuple(mask_patterns(campaign)))
+
+
+@lru_cache(maxsize=256)
+def _masked_criteria(criteria_json: str, patterns: tuple[str, ...]) -> list[dict]:
+    mask = masker(patterns)
+    criteria = json.loads(criteria_json)
+    for criterion in criteria:
+        for key in ("label", "help"):
+            if isinstance(criterion.get(key), str):
+                criterion[key] = mask.text(strip_invisible(criterion[key]))
+        if isinstance(criterion.get("anchors"), dict):
+            criterion["anchors"] = {
+                k: mask.text(strip_invisible(str(v))) for k, v in criterion["anchors"].items()
+            }
+    return criteria
 
 
 def blind_pair(assignment: Assignment) -> BlindPair:
     campaign = assignment.campaign
-    patterns = mask_patterns(campaign)
+    mask = campaign_masker(campaign)
     item = assignment.item
     ci = assignment.campaign_item
     texts = getattr(assignment, "pair_texts", None)  # read with the assignment (hot_reads)
@@ -104,7 +145,7 @@ def blind_pair(assignment: Assignment) -> BlindPair:
     left, right = (candidate, baseline) if assignment.candidate_left else (baseline, candidate)
 
     def show(text: str) -> SafeString:
-        return render_markdown(mask_text(strip_invisible(text), patterns))
+        return masked_markdown(text, mask)
 
     return BlindPair(
         prompt=show(item.prompt),

@@ -46,7 +46,7 @@ def submit(request, token):
     assignment = access.assignment_for_reviewer(request.user, token)
     form = JudgmentForm(
         request.POST,
-        criteria=assignment.campaign.rubric.criteria,
+        criteria=grading.reviewer_criteria(assignment.campaign),
         require_rationale=assignment.campaign.require_rationale,
     )
     if not form.is_valid():

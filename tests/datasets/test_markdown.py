@@ -17,7 +17,7 @@ def test_markdown_renders_the_formatting_support_answers_use():
     assert "<code>tracking</code>" in html
     assert "<table>" in html
     assert "<td>Refund</td>" in html
-    assert "<s>old</s>" in html
+    assert "<del>old</del>" in html
     assert '<a href="https://example.org/p" rel="noopener noreferrer nofollow">policy</a>' in html
 
 
@@ -48,3 +48,14 @@ def test_images_are_dropped_so_pages_load_nothing_from_elsewhere():
 def test_deep_nesting_and_long_input_render_quickly_and_close_their_tags():
     html = render_markdown("> " * 2000 + "deep\n\n" + "*" * 100_000)
     assert html.count("<blockquote>") == html.count("</blockquote>")
+
+
+def test_html_is_text_so_markdown_around_it_still_renders():
+    html = render_markdown(
+        "<b>Note</b> **read this**\n\n<div>\n*x*\n</div>\n\n`a<b` <https://x.org>"
+    )
+    assert "&lt;b&gt;Note&lt;/b&gt; <strong>read this</strong>" in html
+    assert "&lt;div&gt;\n<em>x</em>" in html
+    assert "<code>a&lt;b</code>" in html
+    assert '<a href="https://x.org" rel="noopener noreferrer nofollow">https://x.org</a>' in html
+    assert render_markdown("a \ufdd0 b") == "<p>a \ufffd b</p>\n"

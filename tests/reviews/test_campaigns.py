@@ -76,7 +76,7 @@ def test_a_campaign_holds_only_items_answered_by_both_systems(lead, add_dataset_
     assert (campaign.overlap, campaign.margin, campaign.status) == (1, 0.05, "active")
     assert campaign.slug == "base-vs-cand"
     assert 0 <= campaign.seed < 2**31
-    assert r"(?<!\w)base\-x(?!\w)" in campaign.mask_patterns
+    assert masking.system_name_pattern("base-x") in campaign.mask_patterns
     assert any("OpenAI" in p for p in campaign.mask_patterns)
     event = AuditEvent.objects.get(verb="campaign.created")
     assert (event.actor, event.campaign, event.details["items"]) == (lead, campaign, 3)
@@ -168,7 +168,7 @@ def test_lead_creates_a_campaign_in_the_browser(
     assert response.url == reverse("reviews:campaign-detail", args=[campaign.slug])
     assert (campaign.seed, campaign.mode, list(campaign.roster.all())) == (42, "pull", [reviewer])
     assert campaign.mask_patterns[-1] == "Acme Corp"
-    assert r"(?<!\w)sys\-a(?!\w)" in campaign.mask_patterns
+    assert masking.system_name_pattern("sys-a") in campaign.mask_patterns
 
     invalid = client.post(reverse("reviews:campaign-create"), {**form, "candidate": base.pk})
     assert invalid.status_code == 200

@@ -1,6 +1,7 @@
 """python manage.py create_campaign --name NAME --dataset NAME --baseline SYSTEM --candidate SYSTEM
 [--rubric PATH] [--overlap K] [--margin 0.05] [--seed N] [--gold-rate R] [--repeat-rate R]
-[--qualify N --min-accuracy A]; prints the campaign's slug last."""
+[--qualify N --min-accuracy A] [--reviewer-title TITLE] [--mask-pattern PATTERN ...]; prints
+the campaign's slug last."""
 
 import json
 from pathlib import Path
@@ -10,6 +11,7 @@ from django.core.management.base import BaseCommand, CommandError
 
 from datasets.models import Dataset, System
 from reviews.campaigns import rubrics, services
+from reviews.campaigns.masking import default_mask_patterns
 
 
 class Command(BaseCommand):
@@ -53,6 +55,19 @@ class Command(BaseCommand):
             type=float,
             help="Pause a reviewer whose gold accuracy falls below this (needs --qualify).",
         )
+        parser.add_argument(
+            "--reviewer-title",
+            default="",
+            help="What reviewers see as the campaign's name (default: a neutral title).",
+        )
+        parser.add_argument(
+            "--mask-pattern",
+            action="append",
+            default=[],
+            metavar="PATTERN",
+            help="One more masking pattern (RE2 syntax, ignoring case), besides the systems' names "
+            "and vendor phrases; repeat for more.",
+        )
 
     def handle(self, *args, **options):
         dataset = Dataset.objects.filter(name=options["dataset"]).first()
@@ -76,6 +91,11 @@ class Command(BaseCommand):
                 repeat_rate=options["repeat_rate"],
                 qualify_items=options["qualify"],
                 min_accuracy=options["min_accuracy"],
+                reviewer_title=options["reviewer_title"],
+                mask_patterns=[
+                    *default_mask_patterns([baseline.name, candidate.name]),
+                    *options["mask_pattern"],
+                ],
             )
         except ValidationError as exc:
             raise CommandError(" ".join(exc.messages)) from exc

@@ -65,7 +65,7 @@ class Command(BaseCommand):
             live = services.create_campaign(
                 name="GPT-4 → GPT-4o support answers", dataset=dataset, baseline=baseline,
                 candidate=candidate, rubric=rubric, overlap=2, instructions=INSTRUCTIONS,
-                seed=2026, actor=lead,
+                seed=2026, reviewer_title="Support answers, December", actor=lead,
             )  # fmt: skip
             batches.create_batches_and_assign(
                 campaign=live, reviewers=reviewers, batch_size=12,
