@@ -4,8 +4,12 @@ import json
 import time
 from array import array
 from collections import Counter, defaultdict
+from itertools import islice
 
+from django.conf import settings
 from django.db import connection, transaction
+from django.db.models import Count, OuterRef, Subquery
+from django.db.models.functions import Coalesce
 from django.utils import timezone
 
 from datasets.importing.writers import to_json
@@ -15,6 +19,13 @@ from datasets.models import Dataset, Item, Response, System
 METRICS_CHUNK = 500
 STATS_REFRESH_SECONDS = 20
 TOP_VALUES = 20
+VALUE_LABEL_LENGTH = 200
+
+
+def _key_limit() -> int:
+    """Metadata keys summarised per kind: as many as a file may hold, so a dataset imported
+    before the limits (a million keys) still summarises in bounded time and memory."""
+    return getattr(settings, "IMPORT_MAX_METADATA_KEYS", 100)
 
 
 def compute_metrics(*, dataset_id: int, chunk_size: int = METRICS_CHUNK) -> int:
@@ -55,6 +66,19 @@ def refresh_dataset_stats(*, dataset_id: int) -> None:
     Dataset.objects.filter(pk=dataset_id).update(
         stats=summarise_dataset(dataset_id=dataset_id), stats_updated_at=timezone.now()
     )
+    recount_items(dataset_id=dataset_id)
+
+
+def recount_items(*, dataset_id: int) -> None:
+    """Store the dataset's item count (``Dataset.n_items``), counted on its unique index."""
+    counted = (
+        Item.objects.filter(dataset=OuterRef("pk"))
+        .order_by()
+        .values("dataset")
+        .annotate(n=Count("pk"))
+        .values("n")
+    )
+    Dataset.objects.filter(pk=dataset_id).update(n_items=Coalesce(Subquery(counted), 0))
 
 
 def summarise_dataset(*, dataset_id: int) -> dict:
@@ -69,10 +93,11 @@ def summarise_dataset(*, dataset_id: int) -> dict:
         .values_list("system_id", "metrics", "metadata")
         .iterator(chunk_size=5000)
     )
+    limit = _key_limit()
     for system_id, metrics, metadata in rows:
         for target, values in ((metric_values, metrics), (metadata_values, metadata)):
-            for key, value in (values or {}).items():
-                if isinstance(value, int | float):
+            for key, value in islice((values or {}).items(), limit):
+                if isinstance(value, int | float) and (key in target or len(target) < limit):
                     target[key][system_id].append(float(value))
     item_values: dict[str, Counter] = defaultdict(Counter)
     for (metadata,) in (
@@ -81,9 +106,12 @@ def summarise_dataset(*, dataset_id: int) -> dict:
         .values_list("metadata")
         .iterator(chunk_size=5000)
     ):
-        for key, value in (metadata or {}).items():
+        for key, value in islice((metadata or {}).items(), limit):
+            if key not in item_values and len(item_values) >= limit:
+                continue
             counter = item_values[key]
             label = value if isinstance(value, str) else json.dumps(value)
+            label = label[:VALUE_LABEL_LENGTH]
             if label in counter or len(counter) < 1000:
                 counter[label] += 1
 

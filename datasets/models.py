@@ -29,6 +29,9 @@ class Dataset(models.Model):
     # values (datasets.services.summarise_dataset); refreshed after imports and by the metrics job.
     stats = models.JSONField(default=dict, blank=True)
     stats_updated_at = models.DateTimeField(null=True, blank=True)
+    # Items held, recounted after each import and by the metrics job: the dataset list shows it
+    # without counting (a COUNT per dataset took 20 s beside a 535,000-item dataset).
+    n_items = models.PositiveIntegerField(default=0)
 
     class Meta:
         ordering = ["name"]

@@ -181,6 +181,11 @@ MEDIA_URL = "media/"
 FILE_UPLOAD_MAX_MEMORY_SIZE = 2 * 1024 * 1024
 DATA_UPLOAD_MAX_MEMORY_SIZE = 5 * 1024 * 1024
 IMPORT_MAX_UPLOAD_BYTES = int(os.environ.get("IMPORT_MAX_UPLOAD_BYTES", str(2 * 1024**3)))
+# What one pairs file may hold; past any of these it is refused before anything is saved.
+IMPORT_MAX_COLUMNS = int(os.environ.get("IMPORT_MAX_COLUMNS", "200"))
+IMPORT_MAX_METADATA_KEYS = int(os.environ.get("IMPORT_MAX_METADATA_KEYS", "100"))
+IMPORT_MAX_CELL_BYTES = int(os.environ.get("IMPORT_MAX_CELL_BYTES", str(1024**2)))
+IMPORT_MAX_LINE_BYTES = int(os.environ.get("IMPORT_MAX_LINE_BYTES", str(16 * 1024**2)))
 
 # Content Security Policy (Django's own middleware): no inline scripts, nothing off-site.
 SECURE_CSP = {

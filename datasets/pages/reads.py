@@ -1,11 +1,18 @@
 """What the dataset pages show: a job's preview, the item browser, the dataset overview."""
 
+from itertools import islice
+
 from django.db.models import Count, Exists, OuterRef
 
 from datasets.importing.jobs import preview_job
 from datasets.importing.parsing import Preview
 from datasets.markdown import render_markdown
 from datasets.models import Dataset, ImportJob, Response, System
+
+# Rows shown per kind of metadata (a file holds at most IMPORT_MAX_METADATA_KEYS; a dataset
+# imported before the limit may hold any number, and its pages must stay fast).
+SHOWN_METADATA_KEYS = 100
+SHOWN_ITEM_METADATA = 20
 
 METRIC_LABELS = (
     ("characters", "Characters", False),
@@ -26,7 +33,7 @@ def job_preview_context(*, job: ImportJob) -> dict:
         file_preview = preview_job(job=job)
     except OSError:
         file_preview = Preview(None, "", [], [], [f"{job.filename}: the uploaded file is missing"])
-    target = Dataset.objects.filter(name=job.dataset_name).annotate(n_items=Count("items")).first()
+    target = Dataset.objects.filter(name=job.dataset_name).defer("stats").first()
     return {"preview": file_preview, "target": target}
 
 
@@ -55,6 +62,8 @@ def item_rows(*, items, systems: list[str]) -> list[dict]:
     return [
         {
             "item": item,
+            "metadata": list(islice((item.metadata or {}).items(), SHOWN_ITEM_METADATA)),
+            "more_metadata": max(0, len(item.metadata or {}) - SHOWN_ITEM_METADATA),
             "responses": [
                 (name, render_markdown(texts[item.pk, name]) if (item.pk, name) in texts else None)
                 for name in systems
@@ -86,8 +95,10 @@ def dataset_overview(*, dataset: Dataset) -> dict:
     ]
     metadata = stats.get("metadata", {})
     metadata_rows = [
-        {"label": key, "rate": False, "cells": side_by_side(metadata, key)} for key in metadata
+        {"label": key, "rate": False, "cells": side_by_side(metadata, key)}
+        for key in islice(metadata, SHOWN_METADATA_KEYS)
     ]
+    item_metadata = stats.get("item_metadata", {})
     n_responses = sum(row["responses"] for row in systems)
     with_metrics = sum(row["with_metrics"] for row in systems)
     return {
@@ -95,11 +106,13 @@ def dataset_overview(*, dataset: Dataset) -> dict:
         "systems": systems,
         "system_names": names,
         "table_columns": 1 + 3 * len(names),
-        "n_items": dataset.items.count(),
+        "n_items": dataset.n_items,
         "n_responses": n_responses,
         "with_metrics": with_metrics,
         "metrics_pending": with_metrics < n_responses,
         "metric_rows": metric_rows,
         "metadata_rows": metadata_rows,
-        "item_metadata": stats.get("item_metadata", {}),
+        "item_metadata": dict(islice(item_metadata.items(), SHOWN_METADATA_KEYS)),
+        "more_metadata_keys": max(0, len(metadata) - SHOWN_METADATA_KEYS)
+        + max(0, len(item_metadata) - SHOWN_METADATA_KEYS),
     }

@@ -182,10 +182,18 @@ def test_preview_of_a_file_with_missing_columns_offers_no_import(client_for, lea
 
 
 def test_upload_form_refuses_other_file_types(client_for, lead, media):
+    response = upload(client_for(lead), "x", name="pairs.xls")
+
+    assert response.status_code == 200
+    assert "Upload a .csv, .jsonl or .xlsx file." in response.content.decode()
+    assert not ImportJob.objects.exists()
+
+
+def test_a_text_file_named_xlsx_is_refused_as_not_a_workbook(client_for, lead, media):
     response = upload(client_for(lead), "x", name="pairs.xlsx")
 
     assert response.status_code == 200
-    assert "Upload a .csv or .jsonl file." in response.content.decode()
+    assert "not a readable .xlsx workbook" in response.content.decode()
     assert not ImportJob.objects.exists()
 
 
