@@ -136,6 +136,14 @@ class ImportJob(models.Model):
         return self.status in {self.Status.DONE, self.Status.FAILED}
 
     @property
+    def state_label(self) -> str:
+        """The status as the list of imports says it: a pending job either awaits the lead's
+        confirmation or, confirmed, a worker."""
+        if self.status == self.Status.PENDING:
+            return "Waiting for a worker" if self.queued_at else "Awaiting confirmation"
+        return self.get_status_display()
+
+    @property
     def percent(self) -> int:
         if self.status == self.Status.DONE:
             return 100

@@ -111,6 +111,13 @@ def check_chunks(
         if (run + (len(chunk) if first < 0 else first)) > max_line_bytes:
             errors.add(newlines + 1, f"line longer than {size_text(max_line_bytes)}")
             return None
+        if first >= 0 and last - first > max_line_bytes:  # a limit below the chunk size
+            lengths = [len(line) for line in chunk[first + 1 : last].split(b"\n")]
+            if max(lengths) > max_line_bytes:
+                at = next(n for n, length in enumerate(lengths) if length > max_line_bytes)
+                line = newlines + 2 + at
+                errors.add(line, f"line longer than {size_text(max_line_bytes)}")
+                return None
         run = run + len(chunk) if first < 0 else len(chunk) - last - 1
         line_start = chunk[last + 1 :] if first >= 0 else line_start + chunk
         newlines += chunk.count(b"\n")

@@ -35,6 +35,15 @@ def preview_job(*, job: ImportJob) -> Preview:
     return preview(job.file.path, job.filename)
 
 
+def refuse_previewed_job(*, job: ImportJob, errors: list[str]) -> bool:
+    """A file whose preview found problems cannot be confirmed: record it as failed (with the
+    problems), so the list of imports does not show it waiting for ever."""
+    refused = ImportJob.objects.filter(
+        pk=job.pk, status=ImportJob.Status.PENDING, queued_at__isnull=True
+    ).update(status=ImportJob.Status.FAILED, errors=errors, finished_at=timezone.now())
+    return bool(refused)
+
+
 def confirm_import(*, job: ImportJob) -> bool:
     """Queue a previewed job (once: a second confirm is a no-op). True if this call queued it."""
     queued = ImportJob.objects.filter(

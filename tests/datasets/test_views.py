@@ -181,6 +181,26 @@ def test_preview_of_a_file_with_missing_columns_offers_no_import(client_for, lea
     assert 'value="confirm"' not in page
 
 
+def test_a_failed_preview_is_listed_as_failed_not_waiting(client_for, lead, media):
+    client = client_for(lead)
+    upload(client, "item_id,question,system,response\n1,q,s,r\n")
+    job = ImportJob.objects.get()
+    upload(client, csv_text(wide_rows(2)))  # a good file, not confirmed yet
+
+    client.get(reverse("datasets:job", args=[job.pk]))
+
+    job.refresh_from_db()
+    assert job.status == ImportJob.Status.FAILED
+    assert job.errors[0].startswith("pairs.csv:1: prompt: missing required column")
+    listed = client.get(reverse("datasets:list")).content.decode()
+    assert "Waiting to start" not in listed
+    assert "<td>Failed</td>" in listed
+    assert "<td>Awaiting confirmation</td>" in listed
+    again = client.get(reverse("datasets:job", args=[job.pk])).content.decode()
+    assert "Nothing was imported" in again
+    assert "pairs.csv:1: prompt: missing required column" in again
+
+
 def test_upload_form_refuses_other_file_types(client_for, lead, media):
     response = upload(client_for(lead), "x", name="pairs.xls")
 
