@@ -239,8 +239,13 @@ CELERY_BEAT_SCHEDULE = {
     "aggregate-active-campaigns-nightly": {
         "task": "reviews.aggregate_active_campaigns",
         "schedule": crontab(hour=2, minute=30),
-    }
+    },
+    # Work confirmed while the broker was down (or lost by it) is sent again: import jobs
+    # "waiting for a worker" and reports "queued", once no worker has started them for
+    # QUEUE_RESEND_AFTER_SECONDS. Each worker also does this as it starts.
+    "resend-stranded-work": {"task": "evalsite.resend_stranded_work", "schedule": 60.0},
 }
+QUEUE_RESEND_AFTER_SECONDS = int(os.environ.get("QUEUE_RESEND_AFTER_SECONDS", "120"))
 # Re-aggregate a campaign after this many new judgments.
 AGGREGATE_EVERY_N_JUDGMENTS = int(os.environ.get("AGGREGATE_EVERY_N_JUDGMENTS", "50"))
 
