@@ -249,9 +249,18 @@ QUEUE_RESEND_AFTER_SECONDS = int(os.environ.get("QUEUE_RESEND_AFTER_SECONDS", "1
 # Re-aggregate a campaign after this many new judgments.
 AGGREGATE_EVERY_N_JUDGMENTS = int(os.environ.get("AGGREGATE_EVERY_N_JUDGMENTS", "50"))
 
-# Grading never waits on Redis: sessions live in the database and the cache (used by allauth's
-# login rate limits) is per process, so neither goes down with the broker.
+# Grading never waits on Redis: sessions live in the database, and so does the cache, whose
+# main user is allauth's rate limits (failed logins, password-reset mails): a per-process cache
+# let 3 gunicorn workers accept 3 times the limit, and forgot it on every restart. The table is
+# made by a migration (evalsite 0003) and by the test runner.
 SESSION_ENGINE = "evalsite.sessions"
+CACHES = {
+    "default": {
+        "BACKEND": "django.core.cache.backends.db.DatabaseCache",
+        "LOCATION": "evalsite_cache",
+        "OPTIONS": {"MAX_ENTRIES": 100_000},
+    }
+}
 
 LOGGING = {
     "version": 1,

@@ -207,3 +207,17 @@ def test_production_marks_the_session_cookie_secure_and_http_only():
 
 def test_development_cookies_work_over_plain_http():
     assert cookies_set(DEBUG="1", ALLOWED_HOSTS="testserver")["csrftoken"].split()[1] == "plain"
+
+
+@pytest.mark.django_db
+def test_rate_limit_counters_live_in_the_shared_database_cache(settings):
+    """allauth's login and reset limits count in the default cache: a per-process cache let
+    each gunicorn worker allow its own five (tests/evalsite/test_login_limits_across_processes)."""
+    from django.core.cache import cache
+    from django.db import connection
+
+    backend = settings.CACHES["default"]["BACKEND"]
+    assert backend == "django.core.cache.backends.db.DatabaseCache"
+    assert settings.CACHES["default"]["LOCATION"] in connection.introspection.table_names()
+    cache.set("probe", 1)
+    assert cache.get("probe") == 1
