@@ -213,11 +213,15 @@ if not DEBUG:
     SECURE_HSTS_PRELOAD = env_bool("SECURE_HSTS_PRELOAD", True)
     SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
 
-# Celery: Redis when REDIS_URL is set; otherwise tasks run eagerly in the calling process.
+# Celery: Redis when REDIS_URL is set. Without it, TASK_QUEUE_DIR names a folder that serves as
+# the broker (kombu's filesystem transport): `make demo` starts a worker on it, so an import runs
+# beside the web server and its progress shows as in production, with no service installed.
+# With neither, tasks run eagerly in the calling process (tests, one-off commands).
 REDIS_URL = os.environ.get("REDIS_URL", "")
-CELERY_BROKER_URL = REDIS_URL or "memory://"
+TASK_QUEUE_DIR = "" if REDIS_URL else os.environ.get("TASK_QUEUE_DIR", "")
+CELERY_BROKER_URL = REDIS_URL or ("filesystem://" if TASK_QUEUE_DIR else "memory://")
 CELERY_RESULT_BACKEND = REDIS_URL or None
-CELERY_TASK_ALWAYS_EAGER = not REDIS_URL
+CELERY_TASK_ALWAYS_EAGER = not (REDIS_URL or TASK_QUEUE_DIR)
 CELERY_TASK_EAGER_PROPAGATES = True
 CELERY_TASK_SERIALIZER = "json"
 CELERY_RESULT_SERIALIZER = "json"
@@ -228,6 +232,16 @@ CELERY_WORKER_PREFETCH_MULTIPLIER = 1
 CELERY_TASK_SOFT_TIME_LIMIT = 60 * 30
 CELERY_TASK_TIME_LIMIT = 60 * 35
 CELERY_BROKER_TRANSPORT_OPTIONS = {"visibility_timeout": 60 * 40}
+if TASK_QUEUE_DIR:
+    for _folder in ("messages", "control"):
+        (Path(TASK_QUEUE_DIR) / _folder).mkdir(parents=True, exist_ok=True)
+    CELERY_BROKER_TRANSPORT_OPTIONS = {
+        "data_folder_in": str(Path(TASK_QUEUE_DIR) / "messages"),
+        "data_folder_out": str(Path(TASK_QUEUE_DIR) / "messages"),
+        "control_folder": str(Path(TASK_QUEUE_DIR) / "control"),
+        "store_processed": False,
+    }
+    CELERY_BEAT_SCHEDULE_FILENAME = str(Path(TASK_QUEUE_DIR) / "beat-schedule")
 CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
 # Imports and aggregations have their own queues so a large job never delays anything else.
 CELERY_TASK_ROUTES = {
