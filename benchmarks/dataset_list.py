@@ -1,11 +1,13 @@
-"""The dataset list's server time with a 500,000-item dataset present, beside an indexed lookup.
+"""The dataset list's server time with a 500,000-item dataset present, beside an indexed lookup;
+and that dataset's own page and item browser.
 
     DATABASE_URL=postgres://postgres@127.0.0.1:5432/evalsite_x python benchmarks/dataset_list.py \
         [--items 500000] [--datasets 20] [--requests 40]
 
 Creates a database of its own beside the one named ("<name>_list_bench", dropped at the end; a
-temporary SQLite file when DATABASE_URL is unset), fills one dataset with N items by SQL and a
-few small ones, then times the list page through Django's handler (in-process, one client),
+temporary SQLite file when DATABASE_URL is unset), fills one dataset with N items (and, on
+PostgreSQL, two responses each) by SQL and a few small ones, then times the dataset's page and
+item browser, and the list page through Django's handler (in-process, one client),
 an indexed lookup of one item in the same run, and the count the list used to make
 (``Count("items")`` per dataset) for comparison. The last line reads
 ``dataset list p50 X ms p95 Y ms (Q queries); indexed lookup p50 Z ms; counting items W ms``.
@@ -69,12 +71,22 @@ INSERT = {
 }
 
 
+RESPONSES = {
+    "postgresql": (
+        "INSERT INTO datasets_response (item_id, system_id, text, metadata, metrics)"
+        " SELECT i.id, s.id, 'An answer.', '{}', NULL FROM datasets_item i CROSS JOIN"
+        " datasets_system s WHERE i.dataset_id = %s"
+    ),
+}
+
+
 def fill(n_items: int, n_datasets: int) -> int:
-    """One dataset of ``n_items`` items (by SQL) and ``n_datasets`` small ones; the big one's id."""
+    """One dataset of ``n_items`` items with two responses each (by SQL), and ``n_datasets``
+    small ones; returns the big one's id."""
     from django.db import connection
 
-    from datasets.dataset_stats import recount_items
-    from datasets.models import Dataset, Item
+    from datasets.dataset_stats import refresh_counts
+    from datasets.models import Dataset, Item, System
 
     big = Dataset.objects.create(name="big", slug="big")
     small = [Dataset(name=f"small {i}", slug=f"small-{i}") for i in range(n_datasets)]
@@ -88,10 +100,13 @@ def fill(n_items: int, n_datasets: int) -> int:
         params = [big.pk, n_items] if connection.vendor == "postgresql" else [n_items, big.pk]
         cursor.execute(INSERT[connection.vendor], params)
         if connection.vendor == "postgresql":
+            System.objects.bulk_create([System(name="nova"), System(name="orbit")])
+            cursor.execute(RESPONSES["postgresql"], [big.pk])
+            cursor.execute("VACUUM ANALYZE datasets_response")
             cursor.execute("VACUUM ANALYZE datasets_item")
             cursor.execute("VACUUM ANALYZE datasets_dataset")
     for pk in Dataset.objects.values_list("pk", flat=True):
-        recount_items(dataset_id=pk)
+        refresh_counts(dataset_id=pk)  # what an import stores when it finishes
     return big.pk
 
 
@@ -100,6 +115,7 @@ def main() -> None:
     parser.add_argument("--items", type=int, default=500_000)
     parser.add_argument("--datasets", type=int, default=20)
     parser.add_argument("--requests", type=int, default=40)
+    parser.add_argument("--keep", action="store_true", help="keep the database afterwards")
     args = parser.parse_args()
     drop = None
     if os.environ.get("DATABASE_URL"):
@@ -142,6 +158,26 @@ def main() -> None:
             queries = len(captured)
         page_times = page_times[3:]  # the first requests warm templates and connections
 
+        detail_times = []
+        for _ in range(10):
+            t = time.perf_counter()
+            detail = client.get("/datasets/big/")
+            detail_times.append(time.perf_counter() - t)
+            assert detail.status_code == 200
+        items_times = []
+        for page_number in (1, 2, 500, 1000):
+            with CaptureQueriesContext(connection) as captured:
+                t = time.perf_counter()
+                assert client.get(f"/datasets/big/items/?page={page_number}").status_code == 200
+                items_times.append(time.perf_counter() - t)
+        if os.environ.get("SHOW_QUERIES"):
+            for query in captured:
+                print(query["time"], query["sql"][:300])
+        print(
+            f"dataset page p50 {statistics.median(detail_times) * 1000:.1f} ms; "
+            f"items page p50 {statistics.median(items_times) * 1000:.1f} ms"
+        )
+
         lookup_times = []
         with connection.cursor() as cursor:
             for k in range(1, 201):
@@ -165,7 +201,7 @@ def main() -> None:
         )
     finally:
         connections.close_all()
-        if drop is not None:
+        if drop is not None and not args.keep:
             drop()
 
 

@@ -69,6 +69,35 @@ def refresh_dataset_stats(*, dataset_id: int) -> None:
     recount_items(dataset_id=dataset_id)
 
 
+def refresh_counts(*, dataset_id: int) -> None:
+    """After an import: the stored item count and the responses per system (with and without
+    metrics), so that the dataset's pages never count a large dataset's rows themselves."""
+    recount_items(dataset_id=dataset_id)
+    with transaction.atomic():
+        stats = (
+            Dataset.objects.select_for_update()
+            .filter(pk=dataset_id)
+            .values_list("stats", flat=True)
+        ).first()
+        if stats is not None:
+            stats = {**stats, "systems": system_counts(dataset_id=dataset_id)}
+            Dataset.objects.filter(pk=dataset_id).update(stats=stats)
+
+
+def system_counts(*, dataset_id: int) -> dict:
+    """{system name: {"responses": n, "with_metrics": m}} for the dataset (one GROUP BY)."""
+    rows = (
+        Response.objects.filter(item__dataset_id=dataset_id)
+        .values("system__name")
+        .annotate(responses=Count("pk"), with_metrics=Count("metrics"))
+        .order_by("system__name")
+    )
+    return {
+        row["system__name"]: {"responses": row["responses"], "with_metrics": row["with_metrics"]}
+        for row in rows
+    }
+
+
 def recount_items(*, dataset_id: int) -> None:
     """Store the dataset's item count (``Dataset.n_items``), counted on its unique index."""
     counted = (
@@ -94,7 +123,11 @@ def summarise_dataset(*, dataset_id: int) -> dict:
         .iterator(chunk_size=5000)
     )
     limit = _key_limit()
+    responses: Counter = Counter()
+    with_metrics: Counter = Counter()
     for system_id, metrics, metadata in rows:
+        responses[system_id] += 1
+        with_metrics[system_id] += metrics is not None
         for target, values in ((metric_values, metrics), (metadata_values, metadata)):
             for key, value in islice((values or {}).items(), limit):
                 if isinstance(value, int | float) and (key in target or len(target) < limit):
@@ -122,6 +155,10 @@ def summarise_dataset(*, dataset_id: int) -> dict:
         }
 
     return {
+        "systems": {
+            names[system_id]: {"responses": n, "with_metrics": with_metrics[system_id]}
+            for system_id, n in sorted(responses.items(), key=lambda pair: names[pair[0]])
+        },
         "metrics": table(metric_values),
         "metadata": table(metadata_values),
         "item_metadata": {

@@ -47,7 +47,10 @@ def dataset_items(request, slug: str):
     shown = pages.choose_systems(systems, chosen.get("a"), chosen.get("b"))
     if not form.is_bound:
         form = SystemsForm(initial=dict(zip("ab", shown, strict=False)), systems=systems)
-    page = Paginator(dataset.items.order_by("pk"), ITEMS_PER_PAGE).get_page(request.GET.get("page"))
+    paginator = Paginator(dataset.items.order_by("pk"), ITEMS_PER_PAGE)
+    if dataset.n_items:  # stored by imports: a COUNT took 0.25 s on 500,000 items
+        paginator.count = dataset.n_items
+    page = paginator.get_page(request.GET.get("page"))
     context = {
         "dataset": dataset,
         "form": form,
