@@ -36,10 +36,11 @@ def servers(transactional_db, tmp_path) -> Iterator[list[str]]:
         "REDIS_URL": "",
         "CONN_MAX_AGE": "0",
     }
-    started, urls = [], []
+    started, urls, logs = [], [], []
     for n in range(SERVERS):
         port = free_port()
         log = (tmp_path / f"gunicorn-{n}.log").open("w")
+        logs.append(log)
         command = [sys.executable, "-m", "gunicorn", "evalsite.wsgi:application", "--bind",
                    f"127.0.0.1:{port}", "--workers", "1", "--timeout", "60"]  # fmt: skip
         started.append(
@@ -55,6 +56,8 @@ def servers(transactional_db, tmp_path) -> Iterator[list[str]]:
             process.terminate()
         for process in started:
             process.wait(timeout=20)
+        for log in logs:
+            log.close()
 
 
 def _up(url: str) -> bool:
