@@ -174,7 +174,7 @@ def test_cell_and_line_sizes_are_settings(write, media, settings):
 
 @pytest.mark.parametrize(("delimiter", "name"), [(";", "semicolon"), ("\t", "tab")])
 def test_semicolon_and_tab_separated_files_are_read(
-    client_for, lead, media, delimiter, name, django_capture_on_commit_callbacks
+    client_for, lead, media, delimiter, name, django_capture_on_commit_callbacks, tasks_run_at_once
 ):
     rows = wide_rows(3)
     rows[0]["prompt"] = "Hello, world; and\tmore"  # delimiters inside a quoted field
@@ -261,7 +261,7 @@ def sheet_rows(n: int) -> list[list]:
 
 
 def test_an_excel_workbook_is_previewed_and_imported(
-    client_for, lead, media, django_capture_on_commit_callbacks
+    client_for, lead, media, django_capture_on_commit_callbacks, tasks_run_at_once
 ):
     client = client_for(lead)
     response = upload(client, workbook(sheet_rows(4)), name="pairs.xlsx")

@@ -329,7 +329,7 @@ def test_dataset_list_links_each_dataset(client_for, lead, dataset, django_asser
 
 
 def test_dataset_list_shows_stored_counts_without_reading_items(
-    client_for, lead, media, django_capture_on_commit_callbacks
+    client_for, lead, media, django_capture_on_commit_callbacks, tasks_run_at_once
 ):
     """Counting items per dataset on each visit took 20 s beside a 535,000-item dataset: the
     list reads the count stored by the import, and never the items table."""
@@ -354,7 +354,7 @@ def test_dataset_list_shows_stored_counts_without_reading_items(
 
 
 def test_a_dataset_s_pages_read_stored_counts_not_every_response(
-    client_for, lead, media, django_capture_on_commit_callbacks
+    client_for, lead, media, django_capture_on_commit_callbacks, tasks_run_at_once
 ):
     """On a 500,000-item dataset the per-system GROUP BY took 0.7 s and the item count 0.25 s
     a page (benchmarks/dataset_list.py): the import stores them, the pages read them."""

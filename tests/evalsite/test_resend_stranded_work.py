@@ -38,11 +38,10 @@ def stranded_job(lead, *, queued_ago: timedelta = LONG_AGO) -> ImportJob:
     return job
 
 
-def test_the_sweep_runs_a_stranded_import_once(lead, media):
+def test_the_sweep_runs_a_stranded_import_once(lead, media, tasks_run_at_once):
     job = stranded_job(lead)
     recent = stranded_job(lead, queued_ago=timedelta(seconds=5))  # may still be in the queue
 
-    # Without REDIS_URL the tests' Celery runs a sent task at once, as a worker would.
     assert tasks.resend_stranded_work() == 1
 
     job.refresh_from_db()
@@ -69,7 +68,7 @@ def test_two_sweeps_at_once_send_a_job_once(lead, media):
     assert job.queued_at > timezone.now() - timedelta(seconds=5)  # the claim moved it on
 
 
-def test_a_worker_starting_resends_stranded_work(lead, media):
+def test_a_worker_starting_resends_stranded_work(lead, media, tasks_run_at_once):
     job = stranded_job(lead)
 
     tasks.resend_when_a_worker_starts(sender=None)
@@ -115,7 +114,7 @@ def test_the_sweep_resends_a_queued_report_once(db):
     send.assert_called_once_with(args=(campaign.pk,), kwargs={}, retry=False)
 
 
-def test_the_sweep_runs_a_stranded_recompute(db):
+def test_the_sweep_runs_a_stranded_recompute(db, tasks_run_at_once):
     campaign = CampaignFactory()
     report = Report.objects.create(campaign=campaign, status=Report.Status.QUEUED)
     Report.objects.filter(pk=report.pk).update(created_at=timezone.now() - LONG_AGO)
