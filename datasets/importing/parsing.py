@@ -46,7 +46,12 @@ from datasets.importing.columns import (
     size_text,
 )
 from datasets.importing.errors import MAX_ERRORS, ErrorList, ImportFailed
-from datasets.importing.file_checks import check_file, check_header, read_header
+from datasets.importing.file_checks import (
+    check_file,
+    check_header,
+    count_json_keys,
+    read_header,
+)
 from datasets.importing.row_checks import (
     ResponseRecord,
     Row,
@@ -356,6 +361,14 @@ class PairsFile(RowChecks):
                 return
             if progress is not None and count % 2000 == 0:
                 progress(count, line / max(self.n_lines, 1))
+            if (
+                len(text) > 65536
+                and count_json_keys(text, self.limits.columns) > self.limits.columns
+            ):
+                # Counted before parsing: a line of a million keys would take ~150 MB to parse.
+                self.errors.add(line, f"more than {self.limits.columns:,} keys, the limit "
+                                "(the IMPORT_MAX_COLUMNS setting)")  # fmt: skip
+                continue
             try:
                 obj = json.loads(
                     text.rstrip("\r\n"), parse_constant=_reject_constant, parse_float=_finite_float

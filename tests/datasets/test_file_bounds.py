@@ -134,6 +134,24 @@ def test_a_jsonl_object_with_too_many_keys_is_refused(client_for, lead, media, w
     assert nothing_saved(media)
 
 
+def test_a_million_keys_in_a_jsonl_object_are_refused_without_parsing_it(write, media):
+    good = {k: v for k, v in wide_rows(1)[0].items() if k in WIDE_HEADER}
+    crafted = json.dumps({**good, **{f"{i:x}": 0 for i in range(1_000_000)}})  # ~12 MB
+    content = jsonl_text([good]) + crafted + "\n"
+    path = write("pairs.jsonl", content)
+
+    tracemalloc.start()
+    message = command(path)
+    _, peak = tracemalloc.get_traced_memory()
+    tracemalloc.stop()
+
+    assert message.startswith("pairs.jsonl:2: more than 200 keys, the limit")
+    assert peak < 60 * 1024 * 1024, f"peak {peak / 1e6:.0f} MB"  # parsing it took ~300 MB
+    first = write("first.jsonl", crafted + "\n" + jsonl_text([good]))
+    assert command(first).startswith("first.jsonl:1: the header has more than 200 keys")
+    assert nothing_saved(media)
+
+
 def test_metadata_keys_are_bounded_per_item_and_per_response(write, media, settings):
     settings.IMPORT_MAX_METADATA_KEYS = 3
     rows = [{**row, "m1": 1, "m2": 2, "m3": 3, "m4": 4} for row in wide_rows(1)]
