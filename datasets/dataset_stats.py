@@ -4,17 +4,19 @@ import json
 import time
 from array import array
 from collections import Counter, defaultdict
+from datetime import timedelta
 from itertools import islice
 
 from django.conf import settings
 from django.db import connection, transaction
-from django.db.models import Count, OuterRef, Subquery
+from django.db.models import Count, OuterRef, Q, Subquery
 from django.db.models.functions import Coalesce
 from django.utils import timezone
 
 from datasets.importing.writers import to_json
 from datasets.metrics import response_metrics, summarise
 from datasets.models import Dataset, Item, Response, System
+from evalsite.queue import send_safely
 
 METRICS_CHUNK = 500
 STATS_REFRESH_SECONDS = 20
@@ -80,8 +82,38 @@ def refresh_counts(*, dataset_id: int) -> None:
             .values_list("stats", flat=True)
         ).first()
         if stats is not None:
-            stats = {**stats, "systems": system_counts(dataset_id=dataset_id)}
-            Dataset.objects.filter(pk=dataset_id).update(stats=stats)
+            systems = system_counts(dataset_id=dataset_id)
+            stats = {**stats, "systems": systems, "metrics_pending": _pending(systems)}
+            # A refresh of the summary, as far as the metrics sweep is concerned: the metrics job
+            # queued by the import has QUEUE_RESEND_AFTER_SECONDS to start.
+            Dataset.objects.filter(pk=dataset_id).update(
+                stats=stats, stats_updated_at=timezone.now()
+            )
+
+
+def _pending(systems: dict) -> bool:
+    return any(counts["with_metrics"] < counts["responses"] for counts in systems.values())
+
+
+def resend_stalled_metrics(*, older_than: timedelta, limit: int = 100) -> int:
+    """Send the metrics job again for datasets whose responses still lack metrics and whose
+    summary nobody has refreshed within ``older_than`` (a running job refreshes it every
+    STATS_REFRESH_SECONDS): its message was never sent, or its worker died. Claimed by a
+    conditional UPDATE of ``stats_updated_at``; the job itself is idempotent."""
+    now = timezone.now()
+    cutoff = now - older_than
+    stalled = (
+        Dataset.objects.filter(stats__metrics_pending=True)
+        .filter(
+            Q(stats_updated_at__lt=cutoff) | Q(stats_updated_at__isnull=True, created_at__lt=cutoff)
+        )
+        .values_list("pk", "stats_updated_at")[:limit]
+    )
+    sent = 0
+    for pk, updated in stalled:
+        if Dataset.objects.filter(pk=pk, stats_updated_at=updated).update(stats_updated_at=now):
+            sent += send_safely("datasets.compute_metrics", pk)
+    return sent
 
 
 def system_counts(*, dataset_id: int) -> dict:
@@ -154,11 +186,13 @@ def summarise_dataset(*, dataset_id: int) -> dict:
             for key, by_system in sorted(values.items())
         }
 
+    systems = {
+        names[system_id]: {"responses": n, "with_metrics": with_metrics[system_id]}
+        for system_id, n in sorted(responses.items(), key=lambda pair: names[pair[0]])
+    }
     return {
-        "systems": {
-            names[system_id]: {"responses": n, "with_metrics": with_metrics[system_id]}
-            for system_id, n in sorted(responses.items(), key=lambda pair: names[pair[0]])
-        },
+        "systems": systems,
+        "metrics_pending": _pending(systems),
         "metrics": table(metric_values),
         "metadata": table(metadata_values),
         "item_metadata": {

@@ -6,6 +6,7 @@ from celery import shared_task
 from celery.signals import worker_ready
 from django.conf import settings
 
+from datasets.dataset_stats import resend_stalled_metrics
 from datasets.importing.jobs import resend_stranded_imports
 from evalsite.models import WorkerHeartbeat
 from reviews.reports.queueing import resend_stranded_reports
@@ -21,11 +22,14 @@ def heartbeat(note: str = "") -> int:
 
 @shared_task(name="evalsite.resend_stranded_work")
 def resend_stranded_work() -> int:
-    """Beat, every minute, and each worker as it starts: send again the import jobs and reports
-    that were queued but never started; returns how many were sent. Idempotent."""
+    """Beat, every minute, and each worker as it starts: send again the import jobs, reports
+    and metrics jobs that were queued but never started (or whose worker died, for the
+    metrics); returns how many were sent. Idempotent."""
     older_than = timedelta(seconds=settings.QUEUE_RESEND_AFTER_SECONDS)
-    return resend_stranded_imports(older_than=older_than) + resend_stranded_reports(
-        older_than=older_than
+    return (
+        resend_stranded_imports(older_than=older_than)
+        + resend_stranded_reports(older_than=older_than)
+        + resend_stalled_metrics(older_than=older_than)
     )
 
 

@@ -9,15 +9,16 @@ from django.core.files.base import ContentFile
 from django.urls import reverse
 from django.utils import timezone
 
+from datasets import dataset_stats
 from datasets import tasks as dataset_tasks
 from datasets.importing import jobs as import_jobs
-from datasets.models import ImportJob
+from datasets.models import Dataset, ImportJob
 from evalsite import tasks
 from reviews import tasks as review_tasks
 from reviews.models import Report
 from reviews.reports.queueing import resend_stranded_reports
 from tests.datasets.conftest import csv_text, wide_rows
-from tests.factories import CampaignFactory
+from tests.factories import CampaignFactory, DatasetFactory, ItemFactory, ResponseFactory
 
 pytestmark = pytest.mark.django_db
 LONG_AGO = timedelta(minutes=10)
@@ -123,4 +124,28 @@ def test_the_sweep_runs_a_stranded_recompute(db, tasks_run_at_once):
 
     report.refresh_from_db()
     assert report.status == Report.Status.DONE
+    assert tasks.resend_stranded_work() == 0
+
+
+def test_the_sweep_resends_a_metrics_job_that_stalled(db, tasks_run_at_once):
+    """The import queued the metrics job but its worker died (or the broker was down): the
+    dataset page would say "Computing metrics" for ever."""
+    dataset = DatasetFactory()
+    item = ItemFactory(dataset=dataset)
+    ResponseFactory(item=item, metrics=None)
+    dataset_stats.refresh_counts(dataset_id=dataset.pk)
+    dataset.refresh_from_db()
+    assert dataset.stats["metrics_pending"] is True
+    assert tasks.resend_stranded_work() == 0  # just imported: its job has time to start
+
+    Dataset.objects.filter(pk=dataset.pk).update(stats_updated_at=timezone.now() - LONG_AGO)
+    with mock.patch.object(dataset_tasks.compute_metrics, "apply_async") as send:
+        assert tasks.resend_stranded_work() == 1
+        assert tasks.resend_stranded_work() == 0  # claimed: not sent again meanwhile
+    send.assert_called_once_with(args=(dataset.pk,), kwargs={}, retry=False)
+
+    Dataset.objects.filter(pk=dataset.pk).update(stats_updated_at=timezone.now() - LONG_AGO)
+    assert tasks.resend_stranded_work() == 1  # run at once here
+    dataset.refresh_from_db()
+    assert dataset.stats["metrics_pending"] is False
     assert tasks.resend_stranded_work() == 0
