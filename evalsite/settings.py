@@ -219,7 +219,7 @@ if not DEBUG:
 # With neither, tasks run eagerly in the calling process (tests, one-off commands).
 REDIS_URL = os.environ.get("REDIS_URL", "")
 TASK_QUEUE_DIR = "" if REDIS_URL else os.environ.get("TASK_QUEUE_DIR", "")
-CELERY_BROKER_URL = REDIS_URL or ("filesystem://" if TASK_QUEUE_DIR else "memory://")
+CELERY_BROKER_URL = REDIS_URL or ("filesystem://localhost/" if TASK_QUEUE_DIR else "memory://")
 CELERY_RESULT_BACKEND = REDIS_URL or None
 CELERY_TASK_ALWAYS_EAGER = not (REDIS_URL or TASK_QUEUE_DIR)
 CELERY_TASK_EAGER_PROPAGATES = True

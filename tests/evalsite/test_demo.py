@@ -58,7 +58,9 @@ def demo(tmp_path):
             os.killpg(server.pid, signal.SIGKILL)
             server.wait(timeout=10)
         log.close()
-    assert "Traceback" not in (tmp_path / "demo.log").read_text()
+    logged = (tmp_path / "demo.log").read_text()
+    assert "Traceback" not in logged
+    assert "No hostname was supplied" not in logged, logged
 
 
 def _up(url: str) -> bool:

@@ -251,7 +251,7 @@ def test_import_limits_come_from_the_environment_with_defaults():
     ("env", "expected"),
     [
         ({"REDIS_URL": "", "TASK_QUEUE_DIR": ""}, "memory:// True"),
-        ({"REDIS_URL": "", "TASK_QUEUE_DIR": "QUEUE"}, "filesystem:// False"),
+        ({"REDIS_URL": "", "TASK_QUEUE_DIR": "QUEUE"}, "filesystem://localhost/ False"),
         ({"REDIS_URL": "redis://127.0.0.1:6379/9", "TASK_QUEUE_DIR": "QUEUE"},
          "redis://127.0.0.1:6379/9 False"),
     ],
