@@ -25,6 +25,7 @@ import csv
 import json
 import marshal
 import tempfile
+from collections import Counter
 from collections.abc import Callable, Iterator
 from contextlib import closing
 from dataclasses import dataclass, field
@@ -321,7 +322,7 @@ class PairsFile(RowChecks):
                 self.errors.add(line, f"missing required {what} ({hint})", name)
             return None
         columns, problems = classify(names, form, jsonl=jsonl)
-        problems += self._metadata_column_problems(columns)
+        problems += self._metadata_column_problems(columns, form)
         for problem in problems:
             self.errors.add(line, problem)
         if problems:
@@ -329,13 +330,13 @@ class PairsFile(RowChecks):
         self.form, self.columns = form, columns
         return columns
 
-    def _metadata_column_problems(self, columns: list[Column]) -> list[str]:
+    def _metadata_column_problems(self, columns: list[Column], form: str) -> list[str]:
         """More metadata columns for the item, or for one response, than the key limit."""
-        owners: dict = {}
-        for column in columns:
-            if column.role in ("item_meta", "response_meta"):
-                owner = "item" if column.role == "item_meta" else column.describe(self.form)
-                owners[owner.split(" metadata")[0]] = owners.get(owner.split(" metadata")[0], 0) + 1
+        owners = Counter(
+            "item" if column.role == "item_meta" else column.describe(form).split(" metadata")[0]
+            for column in columns
+            if column.role in ("item_meta", "response_meta")
+        )
         limit = self.limits.metadata_keys
         return [
             f"{n:,} metadata columns for the {owner}, more than the limit of {limit:,} "
