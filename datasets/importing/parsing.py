@@ -322,7 +322,7 @@ class PairsFile(RowChecks):
                 self.errors.add(line, f"missing required {what} ({hint})", name)
             return None
         columns, problems = classify(names, form, jsonl=jsonl)
-        problems += self._metadata_column_problems(columns, form)
+        problems += self._metadata_column_problems(columns, form, jsonl=jsonl)
         for problem in problems:
             self.errors.add(line, problem)
         if problems:
@@ -330,7 +330,9 @@ class PairsFile(RowChecks):
         self.form, self.columns = form, columns
         return columns
 
-    def _metadata_column_problems(self, columns: list[Column], form: str) -> list[str]:
+    def _metadata_column_problems(
+        self, columns: list[Column], form: str, *, jsonl: bool
+    ) -> list[str]:
         """More metadata columns for the item, or for one response, than the key limit."""
         owners = Counter(
             "item" if column.role == "item_meta" else column.describe(form).split(" metadata")[0]
@@ -338,7 +340,13 @@ class PairsFile(RowChecks):
             if column.role in ("item_meta", "response_meta")
         )
         limit = self.limits.metadata_keys
-        return [
+        long_names = [
+            f"{'key' if jsonl else 'column'} {position}: a metadata key is longer than "
+            f"{MAX_NAME_LENGTH} characters"
+            for position, column in enumerate(columns, 1)
+            if column.role in ("item_meta", "response_meta") and len(column.key) > MAX_NAME_LENGTH
+        ]
+        return long_names + [
             f"{n:,} metadata columns for the {owner}, more than the limit of {limit:,} "
             "(the IMPORT_MAX_METADATA_KEYS setting)"
             for owner, n in owners.items()

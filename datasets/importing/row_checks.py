@@ -205,7 +205,7 @@ class RowChecks:
                 target = item_meta if role == "item_meta" else response_meta[column.side]
                 if column.key in target:
                     errors.add(line, f"metadata key “{column.key}” given twice", column.name)
-                elif not isinstance(value, str) and (
+                elif self.kind == "jsonl" and (
                     problem := self._metadata_problem(column.key, value)
                 ):
                     errors.add(line, problem, column.name)

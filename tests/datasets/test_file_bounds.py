@@ -183,6 +183,12 @@ def test_metadata_keys_are_bounded_per_item_and_per_response(write, media, setti
     assert "pairs.jsonl:3: metadata: a metadata key is longer than 200 characters" in message
     assert "pairs.jsonl:4: metadata: metadata “deep” is over 1000 bytes" in message
     assert "pairs.jsonl:1:" not in message
+    long_name = [{**row, "n" * 201: "x"} for row in wide_rows(1)]
+    message = command(write("long.csv", csv_text(long_name)))
+    assert "long.csv:1: column 10: a metadata key is longer than 200 characters" in message
+    top_level = [{**base, "k" * 201: "x"}]
+    message = command(write("long.jsonl", jsonl_text(top_level)))
+    assert "long.jsonl:1: key 7: a metadata key is longer than 200 characters" in message
 
 
 def test_cell_and_line_sizes_are_settings(write, media, settings):
