@@ -19,8 +19,8 @@ venv: $(VENV)/.installed
 demo: venv
 	DEBUG=1 DATABASE_URL= REDIS_URL= $(PY) manage.py migrate --noinput
 	DEBUG=1 DATABASE_URL= REDIS_URL= $(PY) manage.py load_demo
-	@echo "Serving on http://127.0.0.1:8000 (Ctrl-C to stop)"
-	DEBUG=1 DATABASE_URL= REDIS_URL= $(PY) manage.py runserver 127.0.0.1:8000
+	@echo "Serving on http://127.0.0.1:8000 with a task worker beside it (Ctrl-C stops both)"
+	DEBUG=1 DATABASE_URL= REDIS_URL= PYTHON=$(PY) ./scripts/demo 127.0.0.1:8000
 
 test: venv
 	SECRET_KEY=$${SECRET_KEY:-$(TEST_SECRET_KEY)} $(PY) -m pytest $(PYTEST_ARGS)
@@ -37,4 +37,4 @@ worker: venv
 	$(VENV)/bin/celery -A evalsite worker -Q default,imports,reports --loglevel=INFO
 
 clean:
-	rm -rf $(VENV) db.sqlite3 db.sqlite3-* *.egg-info
+	rm -rf $(VENV) db.sqlite3 db.sqlite3-* *.egg-info .demo-queue

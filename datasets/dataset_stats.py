@@ -4,17 +4,30 @@ import json
 import time
 from array import array
 from collections import Counter, defaultdict
+from datetime import timedelta
+from itertools import islice
 
+from django.conf import settings
 from django.db import connection, transaction
+from django.db.models import Count, OuterRef, Q, Subquery
+from django.db.models.functions import Coalesce
 from django.utils import timezone
 
 from datasets.importing.writers import to_json
 from datasets.metrics import response_metrics, summarise
 from datasets.models import Dataset, Item, Response, System
+from evalsite.queue import send_safely
 
 METRICS_CHUNK = 500
 STATS_REFRESH_SECONDS = 20
 TOP_VALUES = 20
+VALUE_LABEL_LENGTH = 200
+
+
+def _key_limit() -> int:
+    """Metadata keys summarised per kind: as many as a file may hold, so a dataset imported
+    before the limits (a million keys) still summarises in bounded time and memory."""
+    return getattr(settings, "IMPORT_MAX_METADATA_KEYS", 100)
 
 
 def compute_metrics(*, dataset_id: int, chunk_size: int = METRICS_CHUNK) -> int:
@@ -55,6 +68,78 @@ def refresh_dataset_stats(*, dataset_id: int) -> None:
     Dataset.objects.filter(pk=dataset_id).update(
         stats=summarise_dataset(dataset_id=dataset_id), stats_updated_at=timezone.now()
     )
+    recount_items(dataset_id=dataset_id)
+
+
+def refresh_counts(*, dataset_id: int) -> None:
+    """After an import: the stored item count and the responses per system (with and without
+    metrics), so that the dataset's pages never count a large dataset's rows themselves."""
+    recount_items(dataset_id=dataset_id)
+    with transaction.atomic():
+        stats = (
+            Dataset.objects.select_for_update()
+            .filter(pk=dataset_id)
+            .values_list("stats", flat=True)
+        ).first()
+        if stats is not None:
+            systems = system_counts(dataset_id=dataset_id)
+            stats = {**stats, "systems": systems, "metrics_pending": _pending(systems)}
+            # A refresh of the summary, as far as the metrics sweep is concerned: the metrics job
+            # queued by the import has QUEUE_RESEND_AFTER_SECONDS to start.
+            Dataset.objects.filter(pk=dataset_id).update(
+                stats=stats, stats_updated_at=timezone.now()
+            )
+
+
+def _pending(systems: dict) -> bool:
+    return any(counts["with_metrics"] < counts["responses"] for counts in systems.values())
+
+
+def resend_stalled_metrics(*, older_than: timedelta, limit: int = 100) -> int:
+    """Send the metrics job again for datasets whose responses still lack metrics and whose
+    summary nobody has refreshed within ``older_than`` (a running job refreshes it every
+    STATS_REFRESH_SECONDS): its message was never sent, or its worker died. Claimed by a
+    conditional UPDATE of ``stats_updated_at``; the job itself is idempotent."""
+    now = timezone.now()
+    cutoff = now - older_than
+    stalled = (
+        Dataset.objects.filter(stats__metrics_pending=True)
+        .filter(
+            Q(stats_updated_at__lt=cutoff) | Q(stats_updated_at__isnull=True, created_at__lt=cutoff)
+        )
+        .values_list("pk", "stats_updated_at")[:limit]
+    )
+    sent = 0
+    for pk, updated in stalled:
+        if Dataset.objects.filter(pk=pk, stats_updated_at=updated).update(stats_updated_at=now):
+            sent += send_safely("datasets.compute_metrics", pk)
+    return sent
+
+
+def system_counts(*, dataset_id: int) -> dict:
+    """{system name: {"responses": n, "with_metrics": m}} for the dataset (one GROUP BY)."""
+    rows = (
+        Response.objects.filter(item__dataset_id=dataset_id)
+        .values("system__name")
+        .annotate(responses=Count("pk"), with_metrics=Count("metrics"))
+        .order_by("system__name")
+    )
+    return {
+        row["system__name"]: {"responses": row["responses"], "with_metrics": row["with_metrics"]}
+        for row in rows
+    }
+
+
+def recount_items(*, dataset_id: int) -> None:
+    """Store the dataset's item count (``Dataset.n_items``), counted on its unique index."""
+    counted = (
+        Item.objects.filter(dataset=OuterRef("pk"))
+        .order_by()
+        .values("dataset")
+        .annotate(n=Count("pk"))
+        .values("n")
+    )
+    Dataset.objects.filter(pk=dataset_id).update(n_items=Coalesce(Subquery(counted), 0))
 
 
 def summarise_dataset(*, dataset_id: int) -> dict:
@@ -69,10 +154,15 @@ def summarise_dataset(*, dataset_id: int) -> dict:
         .values_list("system_id", "metrics", "metadata")
         .iterator(chunk_size=5000)
     )
+    limit = _key_limit()
+    responses: Counter = Counter()
+    with_metrics: Counter = Counter()
     for system_id, metrics, metadata in rows:
+        responses[system_id] += 1
+        with_metrics[system_id] += metrics is not None
         for target, values in ((metric_values, metrics), (metadata_values, metadata)):
-            for key, value in (values or {}).items():
-                if isinstance(value, int | float):
+            for key, value in islice((values or {}).items(), limit):
+                if isinstance(value, int | float) and (key in target or len(target) < limit):
                     target[key][system_id].append(float(value))
     item_values: dict[str, Counter] = defaultdict(Counter)
     for (metadata,) in (
@@ -81,9 +171,12 @@ def summarise_dataset(*, dataset_id: int) -> dict:
         .values_list("metadata")
         .iterator(chunk_size=5000)
     ):
-        for key, value in (metadata or {}).items():
+        for key, value in islice((metadata or {}).items(), limit):
+            if key not in item_values and len(item_values) >= limit:
+                continue
             counter = item_values[key]
             label = value if isinstance(value, str) else json.dumps(value)
+            label = label[:VALUE_LABEL_LENGTH]
             if label in counter or len(counter) < 1000:
                 counter[label] += 1
 
@@ -93,7 +186,13 @@ def summarise_dataset(*, dataset_id: int) -> dict:
             for key, by_system in sorted(values.items())
         }
 
+    systems = {
+        names[system_id]: {"responses": n, "with_metrics": with_metrics[system_id]}
+        for system_id, n in sorted(responses.items(), key=lambda pair: names[pair[0]])
+    }
     return {
+        "systems": systems,
+        "metrics_pending": _pending(systems),
         "metrics": table(metric_values),
         "metadata": table(metadata_values),
         "item_metadata": {

@@ -29,6 +29,9 @@ class Dataset(models.Model):
     # values (dataset_stats.summarise_dataset); refreshed after imports and by the metrics job.
     stats = models.JSONField(default=dict, blank=True)
     stats_updated_at = models.DateTimeField(null=True, blank=True)
+    # Items held, recounted after each import and by the metrics job: the dataset list shows it
+    # without counting (a COUNT per dataset took 20 s beside a 535,000-item dataset).
+    n_items = models.PositiveIntegerField(default=0)
 
     class Meta:
         ordering = ["name"]
@@ -140,6 +143,14 @@ class ImportJob(models.Model):
     @property
     def is_finished(self) -> bool:
         return self.status in {self.Status.DONE, self.Status.FAILED}
+
+    @property
+    def state_label(self) -> str:
+        """The status as the list of imports says it: a pending job either awaits the lead's
+        confirmation or, confirmed, a worker."""
+        if self.status == self.Status.PENDING:
+            return "Waiting for a worker" if self.queued_at else "Awaiting confirmation"
+        return self.get_status_display()
 
     @property
     def percent(self) -> int:

@@ -202,6 +202,11 @@ MEDIA_URL = "media/"
 FILE_UPLOAD_MAX_MEMORY_SIZE = 2 * 1024 * 1024
 DATA_UPLOAD_MAX_MEMORY_SIZE = 5 * 1024 * 1024
 IMPORT_MAX_UPLOAD_BYTES = int(os.environ.get("IMPORT_MAX_UPLOAD_BYTES", str(2 * 1024**3)))
+# What one pairs file may hold; past any of these it is refused before anything is saved.
+IMPORT_MAX_COLUMNS = int(os.environ.get("IMPORT_MAX_COLUMNS", "200"))
+IMPORT_MAX_METADATA_KEYS = int(os.environ.get("IMPORT_MAX_METADATA_KEYS", "100"))
+IMPORT_MAX_CELL_BYTES = int(os.environ.get("IMPORT_MAX_CELL_BYTES", str(1024**2)))
+IMPORT_MAX_LINE_BYTES = int(os.environ.get("IMPORT_MAX_LINE_BYTES", str(16 * 1024**2)))
 
 # Content Security Policy (Django's own middleware): no inline scripts, nothing off-site.
 SECURE_CSP = {
@@ -229,11 +234,15 @@ if not DEBUG:
     SECURE_HSTS_PRELOAD = env_bool("SECURE_HSTS_PRELOAD", True)
     SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
 
-# Celery: Redis when REDIS_URL is set; otherwise tasks run eagerly in the calling process.
+# Celery: Redis when REDIS_URL is set. Without it, TASK_QUEUE_DIR names a folder that serves as
+# the broker (kombu's filesystem transport): `make demo` starts a worker on it, so an import runs
+# beside the web server and its progress shows as in production, with no service installed.
+# With neither, tasks run eagerly in the calling process (tests, one-off commands).
 REDIS_URL = os.environ.get("REDIS_URL", "")
-CELERY_BROKER_URL = REDIS_URL or "memory://"
+TASK_QUEUE_DIR = "" if REDIS_URL else os.environ.get("TASK_QUEUE_DIR", "")
+CELERY_BROKER_URL = REDIS_URL or ("filesystem://localhost/" if TASK_QUEUE_DIR else "memory://")
 CELERY_RESULT_BACKEND = REDIS_URL or None
-CELERY_TASK_ALWAYS_EAGER = not REDIS_URL
+CELERY_TASK_ALWAYS_EAGER = not (REDIS_URL or TASK_QUEUE_DIR)
 CELERY_TASK_EAGER_PROPAGATES = True
 CELERY_TASK_SERIALIZER = "json"
 CELERY_RESULT_SERIALIZER = "json"
@@ -244,6 +253,16 @@ CELERY_WORKER_PREFETCH_MULTIPLIER = 1
 CELERY_TASK_SOFT_TIME_LIMIT = 60 * 30
 CELERY_TASK_TIME_LIMIT = 60 * 35
 CELERY_BROKER_TRANSPORT_OPTIONS = {"visibility_timeout": 60 * 40}
+if TASK_QUEUE_DIR:
+    for _folder in ("messages", "control"):
+        (Path(TASK_QUEUE_DIR) / _folder).mkdir(parents=True, exist_ok=True)
+    CELERY_BROKER_TRANSPORT_OPTIONS = {
+        "data_folder_in": str(Path(TASK_QUEUE_DIR) / "messages"),
+        "data_folder_out": str(Path(TASK_QUEUE_DIR) / "messages"),
+        "control_folder": str(Path(TASK_QUEUE_DIR) / "control"),
+        "store_processed": False,
+    }
+    CELERY_BEAT_SCHEDULE_FILENAME = str(Path(TASK_QUEUE_DIR) / "beat-schedule")
 CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
 # Imports and aggregations have their own queues so a large job never delays anything else.
 CELERY_TASK_ROUTES = {
@@ -255,14 +274,28 @@ CELERY_BEAT_SCHEDULE = {
     "aggregate-active-campaigns-nightly": {
         "task": "reviews.aggregate_active_campaigns",
         "schedule": crontab(hour=2, minute=30),
-    }
+    },
+    # Work confirmed while the broker was down (or lost by it) is sent again: import jobs
+    # "waiting for a worker" and reports "queued", once no worker has started them for
+    # QUEUE_RESEND_AFTER_SECONDS. Each worker also does this as it starts.
+    "resend-stranded-work": {"task": "evalsite.resend_stranded_work", "schedule": 60.0},
 }
+QUEUE_RESEND_AFTER_SECONDS = int(os.environ.get("QUEUE_RESEND_AFTER_SECONDS", "120"))
 # Re-aggregate a campaign after this many new judgments.
 AGGREGATE_EVERY_N_JUDGMENTS = int(os.environ.get("AGGREGATE_EVERY_N_JUDGMENTS", "50"))
 
-# Grading never waits on Redis: sessions live in the database and the cache (used by allauth's
-# login rate limits) is per process, so neither goes down with the broker.
+# Grading never waits on Redis: sessions live in the database, and so does the cache, whose
+# main user is allauth's rate limits (failed logins, password-reset mails): a per-process cache
+# let 3 gunicorn workers accept 3 times the limit, and forgot it on every restart. The table is
+# made by a migration (evalsite 0003) and by the test runner.
 SESSION_ENGINE = "evalsite.sessions"
+CACHES = {
+    "default": {
+        "BACKEND": "django.core.cache.backends.db.DatabaseCache",
+        "LOCATION": "evalsite_cache",
+        "OPTIONS": {"MAX_ENTRIES": 100_000},
+    }
+}
 
 LOGGING = {
     "version": 1,

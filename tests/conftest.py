@@ -94,3 +94,15 @@ def htmx_headers():
 def fast_password_hashing(settings):
     # PBKDF2 at production strength costs ~0.3 s per persona; tests do not need it.
     settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
+
+
+@pytest.fixture
+def tasks_run_at_once():
+    """Tasks sent during the test run at once in this process, as a worker would run them, even
+    where REDIS_URL names a broker (for tests of what a user sees once the work is done)."""
+    from evalsite.celery import app
+
+    saved = app.conf.task_always_eager
+    app.conf.task_always_eager = True
+    yield
+    app.conf.task_always_eager = saved

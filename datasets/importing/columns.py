@@ -4,9 +4,14 @@ import math
 import re
 from dataclasses import dataclass
 
+from django.conf import settings
+
 MAX_ROWS = 1_000_000
+# Defaults of the settable limits (settings IMPORT_MAX_*; see Limits).
 MAX_FIELD_BYTES = 1024 * 1024
 MAX_LINE_BYTES = 16 * MAX_FIELD_BYTES
+MAX_COLUMNS = 200
+MAX_METADATA_KEYS = 100
 MAX_NAME_LENGTH = 200
 VERDICTS = ("tie", "both_bad")
 # A gold answer may also name the campaign's roles (DESIGN.md "Pairs file": gold).
@@ -25,6 +30,36 @@ JSON_METADATA = {
     },
     "long": {"metadata": ("item", None), "response_metadata": ("response", 0)},
 }
+
+
+@dataclass(frozen=True)
+class Limits:
+    """What one pairs file may hold. A file past any of them is refused before anything is
+    saved: a crafted file (a million columns, a million metadata keys) would otherwise make
+    every later page of its dataset slow."""
+
+    columns: int = MAX_COLUMNS  # CSV columns, or top-level keys of a JSONL object
+    metadata_keys: int = MAX_METADATA_KEYS  # per item and per response, after merging
+    cell_bytes: int = MAX_FIELD_BYTES  # one CSV field, or one JSON string or metadata value
+    line_bytes: int = MAX_LINE_BYTES  # one line of the file (one CSV record or JSONL object)
+
+    @classmethod
+    def from_settings(cls) -> "Limits":
+        return cls(
+            columns=getattr(settings, "IMPORT_MAX_COLUMNS", MAX_COLUMNS),
+            metadata_keys=getattr(settings, "IMPORT_MAX_METADATA_KEYS", MAX_METADATA_KEYS),
+            cell_bytes=getattr(settings, "IMPORT_MAX_CELL_BYTES", MAX_FIELD_BYTES),
+            line_bytes=getattr(settings, "IMPORT_MAX_LINE_BYTES", MAX_LINE_BYTES),
+        )
+
+
+def size_text(n: int) -> str:
+    """A byte count as people say it: 16 MB, 512 KB, 300 bytes."""
+    for unit, size in (("MB", 1024 * 1024), ("KB", 1024)):
+        if n >= size:
+            return f"{n / size:.3g} {unit}"
+    return f"{n} bytes"
+
 
 # Numbers as people write them; "007" and "0123" are identifiers, not numbers.
 _INT = re.compile(r"[+-]?(?:0|[1-9]\d{0,17})", re.ASCII)

@@ -4,16 +4,20 @@ from django import forms
 from django.conf import settings
 from django.template.defaultfilters import filesizeformat
 
+from datasets.importing.columns import Limits
 from datasets.importing.errors import ErrorList
-from datasets.importing.file_checks import check_chunks
+from datasets.importing.file_checks import check_chunks, check_header, read_header
+from datasets.importing.spreadsheets import SUFFIXES as SPREADSHEET_SUFFIXES
+from datasets.importing.spreadsheets import check_workbook
 
-ACCEPTED_SUFFIXES = (".csv", ".jsonl", ".ndjson")
+ACCEPTED_SUFFIXES = (".csv", ".jsonl", ".ndjson", *SPREADSHEET_SUFFIXES)
 
 
 class UploadForm(forms.Form):
     file = forms.FileField(
         label="Pairs file",
-        help_text="CSV (with a header row) or JSONL (one JSON object per line), UTF-8.",
+        help_text="CSV (with a header row; comma, semicolon or tab separated), JSONL (one JSON "
+        "object per line), UTF-8; or an Excel workbook (.xlsx, its first sheet).",
         widget=forms.ClearableFileInput(attrs={"accept": ",".join(ACCEPTED_SUFFIXES)}),
     )
     dataset = forms.CharField(
@@ -31,16 +35,24 @@ class UploadForm(forms.Form):
 
     def clean_file(self):
         upload = self.cleaned_data["file"]
-        if Path(upload.name).suffix.lower() not in ACCEPTED_SUFFIXES:
-            raise forms.ValidationError("Upload a .csv or .jsonl file.")
+        suffix = Path(upload.name).suffix.lower()
+        if suffix not in ACCEPTED_SUFFIXES:
+            raise forms.ValidationError("Upload a .csv, .jsonl or .xlsx file.")
         if upload.size > settings.IMPORT_MAX_UPLOAD_BYTES:
             limit = filesizeformat(settings.IMPORT_MAX_UPLOAD_BYTES)
             raise forms.ValidationError(f"The file is larger than {limit}.")
         if upload.size == 0:
             raise forms.ValidationError("The file is empty.")
-        # Archives, binary files and other encodings are refused here, before anything is saved.
-        errors = ErrorList(Path(upload.name).name)
-        check_chunks(upload.chunks(), errors)
+        # Archives, binary files, other encodings and files past the limits (a million columns)
+        # are refused here, before anything is saved.
+        errors, limits = ErrorList(Path(upload.name).name), Limits.from_settings()
+        if suffix in SPREADSHEET_SUFFIXES:
+            check_workbook(upload.file, errors, limits=limits)
+        elif check_chunks(upload.chunks(), errors, max_line_bytes=limits.line_bytes):
+            upload.seek(0)
+            header = read_header(upload.file, max_bytes=limits.line_bytes)
+            kind = "csv" if suffix == ".csv" else "jsonl"
+            check_header(header, kind=kind, errors=errors, limits=limits)
         upload.seek(0)
         if errors:
             raise forms.ValidationError(errors.as_list())

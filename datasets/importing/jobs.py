@@ -13,7 +13,11 @@ from django.utils import timezone
 from datasets.importing.parsing import ImportFailed, Preview, preview
 from datasets.importing.services import import_pairs
 from datasets.models import ImportJob
-from evalsite.queue import enqueue_on_commit
+from evalsite.queue import enqueue_on_commit, send_safely
+
+# A second click on Import or "Run it again" this soon after a send is a double click, not a
+# request to send again.
+RESEND_AFTER_CLICK = timedelta(seconds=5)
 
 
 def create_import_job(
@@ -35,19 +39,32 @@ def preview_job(*, job: ImportJob) -> Preview:
     return preview(job.file.path, job.filename)
 
 
+def refuse_previewed_job(*, job: ImportJob, errors: list[str]) -> bool:
+    """A file whose preview found problems cannot be confirmed: record it as failed (with the
+    problems), so the list of imports does not show it waiting for ever."""
+    refused = ImportJob.objects.filter(
+        pk=job.pk, status=ImportJob.Status.PENDING, queued_at__isnull=True
+    ).update(status=ImportJob.Status.FAILED, errors=errors, finished_at=timezone.now())
+    return bool(refused)
+
+
 def confirm_import(*, job: ImportJob) -> bool:
-    """Queue a previewed job (once: a second confirm is a no-op). True if this call queued it."""
+    """Queue a previewed job. Confirming a job that is queued but not started sends it again
+    (the broker may have been down or lost it); a double click sends once. True if sent."""
     queued = ImportJob.objects.filter(
         pk=job.pk, status=ImportJob.Status.PENDING, queued_at__isnull=True
     ).update(queued_at=timezone.now())
     if queued:
         enqueue_on_commit("datasets.run_import", job.pk)
+    else:
+        queued = _resend_if_waiting(job, older_than=RESEND_AFTER_CLICK)
     job.refresh_from_db()
     return bool(queued)
 
 
 def retry_import(*, job: ImportJob) -> bool:
-    """Queue a failed job again from its stored file."""
+    """Queue a failed job again from its stored file, or send again one that no worker has
+    started. True if this call sent it."""
     queued = (
         ImportJob.objects.filter(pk=job.pk, status=ImportJob.Status.FAILED)
         .exclude(file="")
@@ -64,8 +81,50 @@ def retry_import(*, job: ImportJob) -> bool:
     )
     if queued:
         enqueue_on_commit("datasets.run_import", job.pk)
+    else:
+        queued = _resend_if_waiting(job, older_than=RESEND_AFTER_CLICK)
     job.refresh_from_db()
     return bool(queued)
+
+
+def resend_stranded_imports(*, older_than: timedelta, limit: int = 500) -> int:
+    """Send again every confirmed job that no worker has started within ``older_than`` (the
+    broker was down when it was confirmed, or lost the message when it restarted). Returns how
+    many were sent. Safe to run anywhere at once: each resend is claimed by a conditional UPDATE
+    of ``queued_at``, and a second delivery of a job does nothing (``run_import_job`` claims it)."""
+    cutoff = timezone.now() - older_than
+    waiting = ImportJob.objects.filter(
+        status=ImportJob.Status.PENDING, queued_at__lt=cutoff
+    ).order_by("queued_at")
+    return sum(
+        _resend(pk, queued_at) for pk, queued_at in waiting.values_list("pk", "queued_at")[:limit]
+    )
+
+
+def _resend_if_waiting(job: ImportJob, *, older_than: timedelta) -> bool:
+    current = (
+        ImportJob.objects.filter(
+            pk=job.pk,
+            status=ImportJob.Status.PENDING,
+            queued_at__lt=timezone.now() - older_than,
+        )
+        .values_list("queued_at", flat=True)
+        .first()
+    )
+    return current is not None and _resend(job.pk, current, on_commit=True)
+
+
+def _resend(pk: int, queued_at, *, on_commit: bool = False) -> bool:
+    """Claim the resend (whoever moves ``queued_at`` on sends), then send."""
+    claimed = ImportJob.objects.filter(
+        pk=pk, status=ImportJob.Status.PENDING, queued_at=queued_at
+    ).update(queued_at=timezone.now())
+    if not claimed:
+        return False
+    if on_commit:
+        enqueue_on_commit("datasets.run_import", pk)
+        return True
+    return send_safely("datasets.run_import", pk)
 
 
 def expire_stale_job(*, job: ImportJob) -> ImportJob:

@@ -13,31 +13,46 @@ archives or binary files); then the file is read as rows, streaming:
   typed as they are read, optimistically (a column numeric so far is numeric); ``retype`` says
   when that guess proved wrong, and the caller then starts over with the two passes above.
 
-Row limits: 1,000,000 rows, 1 MB per field, 200 characters per item id, system name and verdict.
+Excel workbooks (.xlsx, ``datasets.importing.spreadsheets``) are read as CSV rows are, their
+first sheet's rows numbered as Excel numbers them.
+
+Limits: 1,000,000 rows, 200 characters per item id, system name and verdict; and the settable
+``Limits`` (columns, metadata keys, cell and line sizes), checked before a row is parsed where
+they can be (the header's columns are counted without splitting it).
 """
 
 import csv
 import json
 import marshal
 import tempfile
+from collections import Counter
 from collections.abc import Callable, Iterator
+from contextlib import closing
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from datasets.importing.columns import (
     LONG_REQUIRED,
     MAX_FIELD_BYTES,
+    MAX_LINE_BYTES,
     MAX_NAME_LENGTH,
     MAX_ROWS,
     WIDE_REQUIRED,
     Column,
     CsvPlan,
+    Limits,
     classify,
     detect_form,
     number,
+    size_text,
 )
 from datasets.importing.errors import MAX_ERRORS, ErrorList, ImportFailed
-from datasets.importing.file_checks import MAX_LINE_BYTES, check_file
+from datasets.importing.file_checks import (
+    check_file,
+    check_header,
+    count_json_keys,
+    read_header,
+)
 from datasets.importing.row_checks import (
     ResponseRecord,
     Row,
@@ -46,6 +61,8 @@ from datasets.importing.row_checks import (
     _finite_float,
     _reject_constant,
 )
+from datasets.importing.spreadsheets import SUFFIXES as SPREADSHEET_SUFFIXES
+from datasets.importing.spreadsheets import check_workbook, sheet_records
 
 __all__ = [
     "MAX_ERRORS",
@@ -69,9 +86,6 @@ __all__ = [
 
 CHUNK = 1024 * 1024
 
-# csv refuses fields longer than this many characters; a field under 1 MB has fewer.
-csv.field_size_limit(MAX_FIELD_BYTES)
-
 
 @dataclass
 class PairsFile(RowChecks):
@@ -80,7 +94,9 @@ class PairsFile(RowChecks):
     path: Path
     filename: str
     errors: ErrorList = field(init=False)
-    kind: str = field(init=False)  # "csv" | "jsonl"
+    kind: str = field(init=False)  # "csv" | "jsonl" | "xlsx"
+    limits: Limits = field(default_factory=Limits.from_settings)
+    delimiter: str = ","
     form: str | None = None
     columns: list[Column] = field(default_factory=list)
     sha256: str = ""
@@ -105,6 +121,8 @@ class PairsFile(RowChecks):
         self.errors = ErrorList(self.filename)
         suffix = Path(self.filename).suffix.lower()
         self.kind = "jsonl" if suffix in (".jsonl", ".ndjson", ".json") else "csv"
+        if suffix in SPREADSHEET_SUFFIXES:
+            self.kind = "xlsx"
 
     @property
     def n_items(self) -> int:
@@ -113,11 +131,25 @@ class PairsFile(RowChecks):
     # Pass 0 -------------------------------------------------------------------------------------
 
     def scan(self) -> None:
-        """Hash the file and check it is non-empty UTF-8 text with lines under 16 MB."""
-        facts = check_file(self.path, self.errors)
+        """Hash the file and check it: non-empty UTF-8 text with lines within the limit and a
+        header within the column limit; or a workbook whose sheet is within the limits."""
+        if self.kind == "xlsx":
+            facts = check_workbook(self.path, self.errors, limits=self.limits)
+        else:
+            facts = check_file(self.path, self.errors, max_line_bytes=self.limits.line_bytes)
         if facts is not None:
             self.sha256, self.size, self.n_lines = facts.sha256, facts.size, facts.n_lines
-            self._scan_ok = True
+            self._scan_ok = self.kind == "xlsx" or self.sniff()
+
+    def sniff(self) -> bool:
+        """Read the header line alone: the CSV delimiter, and no more columns than allowed."""
+        if self.kind == "xlsx":
+            return True
+        with self.path.open("rb") as binary:
+            header = read_header(binary, max_bytes=self.limits.line_bytes)
+        delimiter = check_header(header, kind=self.kind, errors=self.errors, limits=self.limits)
+        self.delimiter = delimiter or ","
+        return delimiter is not None
 
     # Reading rows -------------------------------------------------------------------------------
 
@@ -145,9 +177,14 @@ class PairsFile(RowChecks):
         self._close_spool()
         if self.preview_rows is None and spool:
             self._spool = tempfile.TemporaryFile(buffering=CHUNK)  # noqa: SIM115 - closed after pass 2
-        reader = self._csv_rows if self.kind == "csv" else self._jsonl_rows
-        with self.path.open(encoding="utf-8-sig", newline="") as handle:
-            for row in reader(handle, progress):
+        if self.kind == "xlsx":
+            rows = self._table_rows(self._xlsx_records(), progress)
+        elif self.kind == "csv":
+            rows = self._table_rows(self._csv_records(), progress)
+        else:
+            rows = self._jsonl_rows(progress)
+        with closing(rows):
+            for row in rows:
                 if self._spool is not None:
                     blob = marshal.dumps(_as_tuple(row))
                     self._spool.write(len(blob).to_bytes(4, "little") + blob)
@@ -191,15 +228,47 @@ class PairsFile(RowChecks):
             self._spool.close()
             self._spool = None
 
-    def _csv_rows(self, handle, progress) -> Iterator[Row]:
-        reader = csv.reader(handle, strict=True)
+    def _csv_records(self) -> Iterator[tuple[int, int, list[str]]]:
+        """(first line, last line, fields) of each CSV record."""
+        # csv refuses fields longer than this many characters; a field within the byte limit
+        # has no more.
+        csv.field_size_limit(self.limits.cell_bytes)
+        with self.path.open(encoding="utf-8-sig", newline="") as handle:
+            reader = csv.reader(handle, strict=True, delimiter=self.delimiter)
+            line = 0
+            for values in reader:
+                first_line, line = line + 1, reader.line_num
+                yield first_line, line, values
+
+    def _xlsx_records(self) -> Iterator[tuple[int, int, list[str]]]:
+        """(sheet row, sheet row, cells) of each non-empty row, with the cell and row limits
+        that CSV's reader and byte checks apply to a text file."""
+        width = None
+        for row_number, cells in sheet_records(self.path):
+            if width is None:
+                width = len(cells)
+            elif len(cells) < width:
+                cells += [""] * (width - len(cells))  # Excel does not store trailing blanks
+            lengths = list(map(len, cells))
+            if max(lengths) > self.limits.cell_bytes // 4 and any(
+                len(cell.encode()) > self.limits.cell_bytes for cell in cells
+            ):
+                self.errors.add(row_number, f"a cell is over {size_text(self.limits.cell_bytes)}")
+                continue
+            if sum(lengths) > self.limits.line_bytes // 4 and (
+                sum(len(cell.encode()) for cell in cells) > self.limits.line_bytes
+            ):
+                self.errors.add(row_number, f"row longer than {size_text(self.limits.line_bytes)}")
+                continue
+            yield row_number, row_number, cells
+
+    def _table_rows(self, records, progress) -> Iterator[Row]:
         header = None
         seen: dict = {}
         line = 0
         count = 0
         try:
-            for values in reader:
-                first_line, line = line + 1, reader.line_num
+            for first_line, line, values in records:
                 if not values or (len(values) == 1 and not values[0].strip()):
                     continue
                 if header is None:
@@ -217,7 +286,7 @@ class PairsFile(RowChecks):
                         first_line, f"{len(values)} fields, but the header has {len(header)}"
                     )
                     continue
-                if max(map(len, values)) > MAX_FIELD_BYTES // 4:  # rare: the careful path
+                if max(map(len, values)) > self.limits.cell_bytes // 4:  # rare: careful path
                     row = self._row(first_line, zip(header, values, strict=True), seen)
                 else:
                     row = self._csv_row(first_line, values, seen)
@@ -226,7 +295,8 @@ class PairsFile(RowChecks):
         except csv.Error as error:
             message = str(error)
             if "field larger than field limit" in message:
-                message = "a field is over 1 MB (is a closing quote missing?)"
+                limit = size_text(self.limits.cell_bytes)
+                message = f"a field is over {limit} (is a closing quote missing?)"
             self.errors.add(line + 1, f"malformed CSV: {message}; reading stopped here")
             return
         if header is None:
@@ -256,6 +326,7 @@ class PairsFile(RowChecks):
                 self.errors.add(line, f"missing required {what} ({hint})", name)
             return None
         columns, problems = classify(names, form, jsonl=jsonl)
+        problems += self._metadata_column_problems(columns, form, jsonl=jsonl)
         for problem in problems:
             self.errors.add(line, problem)
         if problems:
@@ -263,7 +334,34 @@ class PairsFile(RowChecks):
         self.form, self.columns = form, columns
         return columns
 
-    def _jsonl_rows(self, handle, progress) -> Iterator[Row]:
+    def _metadata_column_problems(
+        self, columns: list[Column], form: str, *, jsonl: bool
+    ) -> list[str]:
+        """More metadata columns for the item, or for one response, than the key limit."""
+        owners = Counter(
+            "item" if column.role == "item_meta" else column.describe(form).split(" metadata")[0]
+            for column in columns
+            if column.role in ("item_meta", "response_meta")
+        )
+        limit = self.limits.metadata_keys
+        long_names = [
+            f"{'key' if jsonl else 'column'} {position}: a metadata key is longer than "
+            f"{MAX_NAME_LENGTH} characters"
+            for position, column in enumerate(columns, 1)
+            if column.role in ("item_meta", "response_meta") and len(column.key) > MAX_NAME_LENGTH
+        ]
+        return long_names + [
+            f"{n:,} metadata columns for the {owner}, more than the limit of {limit:,} "
+            "(the IMPORT_MAX_METADATA_KEYS setting)"
+            for owner, n in owners.items()
+            if n > limit
+        ]
+
+    def _jsonl_rows(self, progress) -> Iterator[Row]:
+        with self.path.open(encoding="utf-8-sig", newline="") as handle:
+            yield from self._jsonl_handle_rows(handle, progress)
+
+    def _jsonl_handle_rows(self, handle, progress) -> Iterator[Row]:
         seen: dict = {}
         layouts: dict[tuple, list[Column] | None] = {}
         count = 0
@@ -276,6 +374,14 @@ class PairsFile(RowChecks):
                 return
             if progress is not None and count % 2000 == 0:
                 progress(count, line / max(self.n_lines, 1))
+            if (
+                len(text) > 65536
+                and count_json_keys(text, self.limits.columns) > self.limits.columns
+            ):
+                # Counted before parsing: a line of a million keys would take ~150 MB to parse.
+                self.errors.add(line, f"more than {self.limits.columns:,} keys, the limit "
+                                "(the IMPORT_MAX_COLUMNS setting)")  # fmt: skip
+                continue
             try:
                 obj = json.loads(
                     text.rstrip("\r\n"), parse_constant=_reject_constant, parse_float=_finite_float
@@ -289,6 +395,13 @@ class PairsFile(RowChecks):
                 continue
             if not isinstance(obj, dict):
                 self.errors.add(line, f"expected a JSON object, got {type(obj).__name__}")
+                continue
+            if len(obj) > self.limits.columns:
+                self.errors.add(
+                    line,
+                    f"{len(obj):,} keys, more than the limit of {self.limits.columns:,} "
+                    "(the IMPORT_MAX_COLUMNS setting)",
+                )
                 continue
             if "\\u" in text and _bad_strings(obj):
                 self.errors.add(line, "a string holds \\u0000 or an unpaired surrogate")
@@ -347,7 +460,10 @@ class Preview:
 def preview(path: Path | str, filename: str, *, limit: int = 5) -> Preview:
     """Detected form, columns and roles, and the first ``limit`` rows (values shortened)."""
     pairs = PairsFile(Path(path), filename, preview_rows=limit)
-    pairs._scan_ok = True
+    if pairs.kind == "xlsx":
+        pairs.scan()  # the workbook's bounds, before openpyxl reads a row
+    else:
+        pairs._scan_ok = pairs.sniff()
     rows: list[dict] = []
     try:
         for row in pairs.rows(final=False):

@@ -6,6 +6,7 @@ from collections.abc import Callable
 from django.db import DEFAULT_DB_ALIAS, connection, connections
 from django.utils import timezone
 
+from datasets.dataset_stats import refresh_counts
 from datasets.models import Dataset, ImportJob
 
 Progress = Callable[[str, int, int], None]
@@ -67,6 +68,8 @@ class Reporter:
 
     def done(self, summary: dict, dataset: Dataset) -> None:
         self.close()
+        if summary["responses_created"] or "systems" not in (dataset.stats or {}):
+            refresh_counts(dataset_id=dataset.pk)
         if self.callback:
             self.callback(ImportJob.Status.DONE, summary["rows"], summary["rows"])
         if self.job is not None:

@@ -6,19 +6,21 @@ duplicates within the file, an item's fields agreeing across its rows, and (for 
 metadata column is numeric throughout.
 """
 
+import json
 import math
 import re
 from dataclasses import dataclass
 
 from datasets.importing.columns import (
     GOLD_ROLES,
-    MAX_FIELD_BYTES,
     MAX_NAME_LENGTH,
     VERDICTS,
     Column,
     CsvPlan,
+    Limits,
     number,
     numeric_looking,
+    size_text,
 )
 from datasets.importing.errors import ErrorList
 
@@ -85,6 +87,7 @@ class RowChecks:
     errors: ErrorList
     form: str | None
     kind: str
+    limits: Limits
     columns: list[Column]
     numeric: dict[int, bool]
     systems: set[str]
@@ -172,14 +175,20 @@ class RowChecks:
                     errors.add(line, "must be a JSON object", column.name)
                     continue
                 target = item_meta if column.key == "item" else response_meta[column.side]
+                if len(value) > self.limits.metadata_keys:
+                    errors.add(line, self._too_many_keys(len(value)), column.name)
+                    continue
                 for key, item in value.items():
                     if key in target:
                         errors.add(line, f"metadata key “{key}” given twice", column.name)
+                    elif problem := self._metadata_problem(key, item):
+                        errors.add(line, problem, column.name)
                     target[key] = item
                 continue
             if isinstance(value, str):
-                if len(value) > MAX_FIELD_BYTES // 4 and len(value.encode()) > MAX_FIELD_BYTES:
-                    errors.add(line, "field over 1 MB", column.name)
+                cell_bytes = self.limits.cell_bytes
+                if len(value) > cell_bytes // 4 and len(value.encode()) > cell_bytes:
+                    errors.add(line, f"field over {size_text(cell_bytes)}", column.name)
                     reported.add(column.name.lower())
             elif role in ("item_meta", "response_meta"):
                 if value is None:
@@ -208,6 +217,10 @@ class RowChecks:
                 target = item_meta if role == "item_meta" else response_meta[column.side]
                 if column.key in target:
                     errors.add(line, f"metadata key “{column.key}” given twice", column.name)
+                elif self.kind == "jsonl" and (
+                    problem := self._metadata_problem(column.key, value)
+                ):
+                    errors.add(line, problem, column.name)
                 target[column.key] = value
             elif role == "system":
                 systems[column.side] = value.strip()
@@ -216,6 +229,12 @@ class RowChecks:
             else:
                 stripped = role in ("item_id", "auto_preference", "gold")
                 fields[role] = value.strip() if stripped else value
+        for owner, metadata in (("item", item_meta), *(
+            (f"response {'AB'[side]}" if sides == 2 else "response", meta)
+            for side, meta in enumerate(response_meta)
+        )):  # fmt: skip
+            if len(metadata) > self.limits.metadata_keys:
+                errors.add(line, f"{owner} metadata: {self._too_many_keys(len(metadata))}")
         self._check_row(line, fields, systems, texts, reported)
         if fields["item_id"] and all(systems):
             self._check_duplicates(line, fields, systems, item_meta, seen)
@@ -229,6 +248,26 @@ class RowChecks:
             for system, text, metadata in zip(systems, texts, response_meta, strict=True)
         ]
         return Row(line, responses=responses, item_metadata=item_meta, **fields)
+
+    def _too_many_keys(self, n: int) -> str:
+        return (
+            f"{n:,} metadata keys, more than the limit of {self.limits.metadata_keys:,} "
+            "(the IMPORT_MAX_METADATA_KEYS setting)"
+        )
+
+    def _metadata_problem(self, key: str, value) -> str | None:
+        """A JSON metadata key or value past the limits (a CSV cell is bounded by its reader)."""
+        if len(key) > MAX_NAME_LENGTH:
+            return f"a metadata key is longer than {MAX_NAME_LENGTH} characters"
+        if isinstance(value, str):
+            size = len(value.encode()) if len(value) > self.limits.cell_bytes // 4 else 0
+        elif isinstance(value, dict | list):
+            size = len(json.dumps(value, ensure_ascii=False).encode())
+        else:
+            return None
+        if size > self.limits.cell_bytes:
+            return f"metadata “{key[:50]}” is over {size_text(self.limits.cell_bytes)}"
+        return None
 
     def _check_row(self, line: int, fields, systems, texts, reported: set[str]) -> None:
         def add(line: int, message: str, column: str) -> None:

@@ -43,6 +43,8 @@ def job(request, pk: int):
             return render(request, "datasets/job.html#job-status", {"job": job})
         return redirect("datasets:job", pk=job.pk)
     context = {"job": job, **pages.job_preview_context(job=job)}
+    if "preview" in context and context["preview"].errors:
+        import_jobs.refuse_previewed_job(job=job, errors=context["preview"].errors)
     return render(request, "datasets/job.html", context)
 
 

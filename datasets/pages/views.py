@@ -1,5 +1,4 @@
 from django.core.paginator import Paginator
-from django.db.models import Count
 from django.http import HttpResponse
 from django.shortcuts import render
 from django.template.loader import render_to_string
@@ -17,7 +16,8 @@ ITEMS_PER_PAGE = 20
 @require_GET
 @role_required(LEAD)
 def dataset_list(request):
-    datasets = access.datasets_for_lead(request.user).annotate(n_items=Count("items"))
+    # The stored count: counting items here scanned every dataset's items on each visit.
+    datasets = access.datasets_for_lead(request.user).defer("stats", "description")
     jobs = access.import_jobs_for_lead(request.user)[:10]
     return render(request, "datasets/dataset_list.html", {"datasets": datasets, "jobs": jobs})
 
@@ -49,7 +49,10 @@ def dataset_items(request, slug: str):
         form = SystemsForm(initial=dict(zip("ab", shown, strict=False)), systems=systems)
     query = request.GET.get("q", "").strip()[:200]
     items = pages.search_items(items=dataset.items.order_by("pk"), query=query)
-    page = Paginator(items, ITEMS_PER_PAGE).get_page(request.GET.get("page"))
+    paginator = Paginator(items, ITEMS_PER_PAGE)
+    if dataset.n_items and not query:  # stored by imports: a COUNT took 0.25 s on 500,000 items
+        paginator.count = dataset.n_items
+    page = paginator.get_page(request.GET.get("page"))
     context = {
         "dataset": dataset,
         "query": query,

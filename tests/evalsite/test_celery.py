@@ -84,13 +84,24 @@ def test_a_broker_outage_is_logged_not_raised(caplog):
     assert "Could not send evalsite.heartbeat" in caplog.text
 
 
+def test_beat_resends_stranded_work_every_minute(settings):
+    from evalsite import tasks
+    from evalsite.celery import app
+
+    entry = settings.CELERY_BEAT_SCHEDULE["resend-stranded-work"]
+    assert entry["task"] == tasks.resend_stranded_work.name
+    assert entry["task"] in app.tasks
+    assert entry["schedule"] <= 60
+    assert settings.QUEUE_RESEND_AFTER_SECONDS >= 60  # above a normal wait for a free worker
+
+
 def test_beat_runs_a_registered_aggregation_task_every_night(settings):
     from celery.schedules import crontab
 
     from evalsite.celery import app
     from reviews import tasks
 
-    (entry,) = settings.CELERY_BEAT_SCHEDULE.values()
+    entry = settings.CELERY_BEAT_SCHEDULE["aggregate-active-campaigns-nightly"]
     assert entry["task"] == tasks.aggregate_active_campaigns.name
     assert entry["task"] in app.tasks
     assert isinstance(entry["schedule"], crontab)

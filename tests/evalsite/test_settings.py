@@ -207,3 +207,59 @@ def test_production_marks_the_session_cookie_secure_and_http_only():
 
 def test_development_cookies_work_over_plain_http():
     assert cookies_set(DEBUG="1", ALLOWED_HOSTS="testserver")["csrftoken"].split()[1] == "plain"
+
+
+@pytest.mark.django_db
+def test_rate_limit_counters_live_in_the_shared_database_cache(settings):
+    """allauth's login and reset limits count in the default cache: a per-process cache let
+    each gunicorn worker allow its own five (tests/evalsite/test_login_limits_across_processes)."""
+    from django.core.cache import cache
+    from django.db import connection
+
+    backend = settings.CACHES["default"]["BACKEND"]
+    assert backend == "django.core.cache.backends.db.DatabaseCache"
+    assert settings.CACHES["default"]["LOCATION"] in connection.introspection.table_names()
+    cache.set("probe", 1)
+    assert cache.get("probe") == 1
+
+
+def settings_in_a_fresh_process(code: str, **env) -> str:
+    out = subprocess.run(
+        [sys.executable, "-c", f"import django; django.setup(); {code}"],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        env={**os.environ, "DEBUG": "1", "DJANGO_SETTINGS_MODULE": "evalsite.settings", **env},
+    )
+    assert out.returncode == 0, out.stderr
+    return out.stdout.strip()
+
+
+def test_import_limits_come_from_the_environment_with_defaults():
+    code = (
+        "from datasets.importing.columns import Limits; l = Limits.from_settings();"
+        " print(l.columns, l.metadata_keys, l.cell_bytes, l.line_bytes)"
+    )
+    assert settings_in_a_fresh_process(code) == f"200 100 {1024**2} {16 * 1024**2}"
+    set_ = {"IMPORT_MAX_COLUMNS": "50", "IMPORT_MAX_METADATA_KEYS": "7",
+            "IMPORT_MAX_CELL_BYTES": "4096", "IMPORT_MAX_LINE_BYTES": "65536"}  # fmt: skip
+    assert settings_in_a_fresh_process(code, **set_) == "50 7 4096 65536"
+
+
+@pytest.mark.parametrize(
+    ("env", "expected"),
+    [
+        ({"REDIS_URL": "", "TASK_QUEUE_DIR": ""}, "memory:// True"),
+        ({"REDIS_URL": "", "TASK_QUEUE_DIR": "QUEUE"}, "filesystem://localhost/ False"),
+        ({"REDIS_URL": "redis://127.0.0.1:6379/9", "TASK_QUEUE_DIR": "QUEUE"},
+         "redis://127.0.0.1:6379/9 False"),
+    ],
+)  # fmt: skip
+def test_the_demo_s_folder_queue_is_used_only_without_redis(tmp_path, env, expected):
+    env = {k: v.replace("QUEUE", str(tmp_path / "q")) for k, v in env.items()}
+    code = (
+        "from django.conf import settings;"
+        " print(settings.CELERY_BROKER_URL, settings.CELERY_TASK_ALWAYS_EAGER)"
+    )
+    assert settings_in_a_fresh_process(code, **env) == expected

@@ -12,10 +12,10 @@ PHASES = {"validating": "Validating", "importing": "Importing"}
 
 
 class Command(BaseCommand):
-    help = "Import a pairs file (CSV or JSONL, wide or long form) into a dataset, all or nothing."
+    help = "Import a pairs file (CSV, JSONL or .xlsx; wide or long form), all or nothing."
 
     def add_arguments(self, parser):
-        parser.add_argument("path", help="the .csv or .jsonl file")
+        parser.add_argument("path", help="the .csv, .jsonl or .xlsx file")
         parser.add_argument("--dataset", required=True, help="dataset name (created if new)")
         parser.add_argument(
             "--redact-pii",
