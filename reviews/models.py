@@ -14,6 +14,10 @@ def new_token() -> str:
     return secrets.token_urlsafe(16)
 
 
+def new_random_key() -> int:
+    return secrets.randbelow(2**31)
+
+
 class Rubric(models.Model):
     """A named list of criteria (the design's rubric JSON); ``version`` grows on every change."""
 
@@ -68,6 +72,8 @@ class Campaign(models.Model):
     mode = models.CharField(max_length=10, choices=Mode, default=Mode.PUSH)
     status = models.CharField(max_length=10, choices=Status, default=Status.ACTIVE)
     roster = models.ManyToManyField(settings.AUTH_USER_MODEL, blank=True, related_name="+")
+    # Pull mode: a claimed slot not answered within this many minutes goes back to the pool.
+    claim_timeout_minutes = models.PositiveIntegerField(default=30)
     # Judgments submitted since the last aggregation was queued (reviews.grading.count_judgments).
     judgments_since_report = models.PositiveIntegerField(default=0)
     created_by = models.ForeignKey(
@@ -113,12 +119,15 @@ class CampaignItem(models.Model):
     )
     # Reviewers holding a slot on this item; never above the campaign's overlap (pull mode).
     slots_taken = models.PositiveSmallIntegerField(default=0)
+    # Pull mode walks a campaign's open items in this stored random order (reviews.grading.pull):
+    # an index range scan from a random point, not a shuffle of the pool on every claim.
+    random_key = models.IntegerField(default=new_random_key)
 
     class Meta:
         constraints = [
             models.UniqueConstraint(fields=["campaign", "item"], name="unique_campaign_item")
         ]
-        indexes = [models.Index(fields=["campaign", "slots_taken"])]
+        indexes = [models.Index(fields=["campaign", "slots_taken", "random_key"])]
 
     def __str__(self) -> str:
         return f"{self.campaign_id}/{self.item_id}"
@@ -148,6 +157,8 @@ class Assignment(models.Model):
         PENDING = "pending", "Pending"
         DONE = "done", "Done"
         SKIPPED = "skipped", "Skipped"
+        # A pull-mode claim not answered within the campaign's claim timeout: its slot went back.
+        EXPIRED = "expired", "Expired"
 
     class Source(models.TextChoices):
         GRADING = "grading", "Graded in evalsite"
@@ -176,6 +187,8 @@ class Assignment(models.Model):
     flag_note = models.TextField(blank=True)
     created_at = models.DateTimeField(auto_now_add=True)
     completed_at = models.DateTimeField(null=True, blank=True)
+    # When a pull-mode claim took the slot (None for assigned batches, which never expire).
+    claimed_at = models.DateTimeField(null=True, blank=True)
 
     objects = AssignmentQuerySet.as_manager()
 

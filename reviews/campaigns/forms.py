@@ -56,6 +56,15 @@ class CampaignForm(forms.Form):
     mode = forms.ChoiceField(
         choices=Campaign.Mode.choices, initial=Campaign.Mode.PUSH, widget=forms.RadioSelect
     )
+    claim_timeout_minutes = forms.IntegerField(
+        label="Claim timeout (minutes)",
+        required=False,
+        min_value=1,
+        max_value=7 * 24 * 60,
+        initial=30,
+        help_text="Pull mode: an item a reviewer claimed and did not answer within this goes "
+        "back to the pool.",
+    )
     roster = ReviewerChoiceField(
         queryset=None,
         required=False,
@@ -119,8 +128,11 @@ class CampaignForm(forms.Form):
             "mask_patterns",
             "seed",
             "require_rationale",
+            "claim_timeout_minutes",
         )
-        return {key: self.cleaned_data[key] for key in keys}
+        kwargs = {key: self.cleaned_data[key] for key in keys}
+        kwargs["claim_timeout_minutes"] = kwargs["claim_timeout_minutes"] or 30
+        return kwargs
 
 
 class CampaignEditForm(forms.Form):

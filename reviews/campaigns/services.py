@@ -15,7 +15,7 @@ from django.db.models import F
 from django.utils.text import slugify
 
 from reviews.audit.events import record_audit
-from reviews.campaigns.helpers import _check_reviewers, _user_or_none
+from reviews.campaigns.helpers import _check_reviewers, _derived_seed, _user_or_none
 from reviews.campaigns.masking import default_mask_patterns, validate_patterns
 from reviews.models import Campaign, CampaignItem, Rubric
 
@@ -23,6 +23,8 @@ if TYPE_CHECKING:
     from django.contrib.auth.models import User
 
     from datasets.models import Dataset, System
+
+MAX_CLAIM_TIMEOUT_MINUTES = 7 * 24 * 60
 
 
 def create_campaign(
@@ -40,6 +42,7 @@ def create_campaign(
     mode: str = Campaign.Mode.PUSH,
     roster: Iterable[User] = (),
     require_rationale: bool = False,
+    claim_timeout_minutes: int = 30,
     actor: User | None = None,
 ) -> Campaign:
     """A campaign over the dataset's items that have responses from both systems.
@@ -60,6 +63,11 @@ def create_campaign(
         errors.append("The seed must be a non-negative whole number.")
     if mode not in Campaign.Mode.values:
         errors.append(f"Unknown mode {mode!r}.")
+    if not 1 <= claim_timeout_minutes <= MAX_CLAIM_TIMEOUT_MINUTES:
+        errors.append(
+            "The claim timeout must be between 1 and "
+            f"{MAX_CLAIM_TIMEOUT_MINUTES} minutes (got {claim_timeout_minutes})."
+        )
     if errors:
         raise ValidationError(errors)
     if mask_patterns is None:
@@ -89,6 +97,7 @@ def create_campaign(
             require_rationale=require_rationale,
             seed=secrets.randbelow(2**31) if seed is None else seed,
             mode=mode,
+            claim_timeout_minutes=claim_timeout_minutes,
             status=Campaign.Status.ACTIVE,
             created_by=_user_or_none(actor),
         )
@@ -99,6 +108,8 @@ def create_campaign(
                     item_id=item_id,
                     baseline_response_id=b,
                     candidate_response_id=c,
+                    # Pull order, reproducible from the seed like the rest of the assignment.
+                    random_key=_derived_seed(campaign.seed, "pull-key", item_id) % 2**31,
                 )
                 for item_id, (b, c) in pairs.items()
             ),

@@ -1,5 +1,6 @@
 """python manage.py create_campaign --name NAME --dataset NAME --baseline SYSTEM --candidate SYSTEM
-[--rubric PATH] [--overlap K] [--margin 0.05] [--seed N]; prints the campaign's slug last."""
+[--rubric PATH] [--overlap K] [--margin 0.05] [--seed N] [--claim-timeout MINUTES]; prints the
+campaign's slug last."""
 
 import json
 from pathlib import Path
@@ -32,6 +33,14 @@ class Command(BaseCommand):
             "--margin", type=float, default=0.05, help="Non-inferiority margin (default 0.05)."
         )
         parser.add_argument("--seed", type=int, help="Seed for assignment (default: random).")
+        parser.add_argument(
+            "--claim-timeout",
+            type=int,
+            default=30,
+            metavar="MINUTES",
+            help="Pull mode: a claimed item not answered within this returns to the pool "
+            "(default 30).",
+        )
 
     def handle(self, *args, **options):
         dataset = Dataset.objects.filter(name=options["dataset"]).first()
@@ -51,6 +60,7 @@ class Command(BaseCommand):
                 overlap=options["overlap"],
                 margin=options["margin"],
                 seed=options["seed"],
+                claim_timeout_minutes=options["claim_timeout"],
             )
         except ValidationError as exc:
             raise CommandError(" ".join(exc.messages)) from exc
