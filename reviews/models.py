@@ -203,6 +203,12 @@ class Assignment(models.Model):
             # The reviewer's next item in a campaign is the first entry in this order.
             models.Index(fields=["reviewer", "campaign", "status", "position", "id"]),
             models.Index(fields=["campaign", "status"]),
+            # Pull-mode claims still pending, for the expiry check each claim makes.
+            models.Index(
+                fields=["campaign", "claimed_at"],
+                condition=Q(status="pending", claimed_at__isnull=False),
+                name="pending_claims",
+            ),
         ]
 
     def __str__(self) -> str:

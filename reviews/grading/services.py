@@ -372,19 +372,23 @@ def after_judgment_saved(campaign: Campaign) -> None:
 
 
 def queue_aggregation(campaign: Campaign) -> None:
-    """After commit; a broker outage is logged (evalsite.queue) and gives the claimed count
-    back, so that the next judgment tries again (and the nightly run catches up meanwhile)."""
-    transaction.on_commit(partial(_send_aggregation, campaign.pk))
+    """After commit and off the request (evalsite.queue.send_after_response); a broker outage is
+    logged and gives the claimed count back, so that the next judgment tries again (and the
+    nightly run catches up meanwhile)."""
+    from evalsite.queue import send_after_response
+
+    send_after_response(
+        "reviews.aggregate_campaign",
+        campaign.pk,
+        on_failure=partial(_give_the_count_back, campaign.pk),
+    )
 
 
-def _send_aggregation(campaign_id: int) -> None:
-    from evalsite.queue import send_safely
-
-    if not send_safely("reviews.aggregate_campaign", campaign_id):
-        every = settings.AGGREGATE_EVERY_N_JUDGMENTS
-        Campaign.objects.filter(pk=campaign_id).update(
-            judgments_since_report=F("judgments_since_report") + every
-        )
+def _give_the_count_back(campaign_id: int) -> None:
+    every = settings.AGGREGATE_EVERY_N_JUDGMENTS
+    Campaign.objects.filter(pk=campaign_id).update(
+        judgments_since_report=F("judgments_since_report") + every
+    )
 
 
 def skip_assignment(*, assignment: Assignment, reason: str) -> bool:
