@@ -11,8 +11,9 @@ about a minute). ``--workers`` processes then share the reviewers; each reviewer
 their next item (a claim: nothing is pending) and answers it, until ``--claims`` claims were
 made (after ``--warmup`` claims that are not timed, followed by the ANALYZE that autovacuum
 would have run by then: it is off on the machine measured, and plans made with statistics of an
-empty assignments table scan every assignment of the campaign). Each claim is timed as the view calls it (``pull_next_assignment``: the pending lookup,
-the campaign and roster read, the expiry sweep, the claim). Beside it, the machine's limit in
+empty assignments table scan every assignment of the campaign). Each claim is timed as the view
+calls it (``pull_next_assignment``: the pending lookup, the campaign and roster read, the expiry
+sweep, the claim). Beside it, the machine's limit in
 the same run: one indexed lookup of a campaign item by id, from this process.
 The last line is ``claim p50 X ms p95 Y ms``.
 """

@@ -29,6 +29,10 @@ class Dataset(models.Model):
     # values (datasets.services.summarise_dataset); refreshed after imports and by the metrics job.
     stats = models.JSONField(default=dict, blank=True)
     stats_updated_at = models.DateTimeField(null=True, blank=True)
+    # Files whose every row is stored here, by content hash and redaction setting: {key: the
+    # import's rows, form and systems}. Stored rows are never changed or removed by an import,
+    # so importing such a file again is answered from this (datasets.importing.services).
+    imported_files = models.JSONField(default=dict, blank=True)
 
     class Meta:
         ordering = ["name"]

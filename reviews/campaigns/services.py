@@ -14,6 +14,7 @@ from django.db import transaction
 from django.db.models import F
 from django.utils.text import slugify
 
+from evalsite.analyze import analyze_after_commit
 from reviews.audit.events import record_audit
 from reviews.campaigns.helpers import _check_reviewers, _derived_seed, _user_or_none
 from reviews.campaigns.masking import default_mask_patterns, validate_patterns
@@ -115,6 +116,7 @@ def create_campaign(
             ),
             batch_size=1000,
         )
+        analyze_after_commit(["reviews_campaignitem"], rows=len(pairs))
         if roster:
             campaign.roster.add(*roster)
         record_audit(
