@@ -257,7 +257,13 @@ class Judgment(models.Model):
                 name="one_current_judgment_per_assignment",
             )
         ]
-        indexes = [models.Index(fields=["campaign", "is_current"])]
+        indexes = [
+            models.Index(fields=["campaign", "is_current"]),
+            # The export streams a campaign's current judgments in this order (no sort).
+            models.Index(
+                fields=["campaign", "id"], condition=Q(is_current=True), name="current_judgments"
+            ),
+        ]
 
     def __str__(self) -> str:
         return f"{self.preference} (revision {self.revision})"
