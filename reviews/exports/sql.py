@@ -6,8 +6,12 @@ Measured with benchmarks/export.py on a shared 2-core machine: 1,000,000 judgmen
 65 MB at 100,000 and at 1,000,000 rows. Everything the Python path does is done here in SQL:
 de-blinding, system names, score and meta cells by JSON type, ``defuse``, the csv module's
 minimal quoting and ``\\r\\n``. Reviewer names (an HMAC for pseudonyms) are computed in Python,
-once per reviewer, and joined in as an array. JSONL stays on the Python path, and so does a CSV
-whose metadata holds decimals inside objects or arrays (see ``metadata_keys``).
+once per reviewer, and looked up from a constant JSON object. JSON lines are built here too, as
+``writing.jsonl_lines`` writes them. A CSV or JSONL export whose metadata holds decimals inside
+objects or arrays goes the Python way (see ``metadata_keys``).
+
+Rows stream in the current judgments' index order (campaign, id) through nested loops of index
+lookups: the first row leaves at once, and no built line is sorted (issue #20).
 """
 
 import json
@@ -33,7 +37,7 @@ _NESTED_DECIMAL = r"[0-9]\.[0-9]"
 
 def usable(kind: str) -> bool:
     """Whether this path can write ``kind`` on the current database."""
-    return connection.vendor == "postgresql" and kind in ("csv", "tidy")
+    return connection.vendor == "postgresql" and kind in ("csv", "tidy", "jsonl")
 
 
 def metadata_keys(campaign: Campaign) -> tuple[list[str], bool, bool]:
@@ -86,12 +90,16 @@ def _pieces(
         if outermost:
             wrapper.execute("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ")
         meta_keys, exact_meta, exact_floats = metadata_keys(campaign)
-        if not exact_floats or (kind == "csv" and not exact_meta):
+        if not exact_floats or (kind in ("csv", "jsonl") and not exact_meta):
             yield from writing.python_pieces(
                 campaign, kind=kind, filters=filters, pseudonymise=pseudonymise
             )
             return
         labels = writing.reviewer_labels(campaign, pseudonymise=pseudonymise)
+        if kind == "jsonl":  # no header line; the keys are in every line
+            query = _jsonl_query(campaign, filters, labels, meta_keys)
+            yield from _copy_pieces(wrapper.cursor, query, crlf=False)
+            return
         if kind == "csv":
             header = writing.export_columns(campaign, meta_keys)
             query = _csv_query(campaign, filters, labels, meta_keys)
@@ -102,7 +110,7 @@ def _pieces(
         yield from _copy_pieces(wrapper.cursor, query)
 
 
-def _copy_pieces(cursor, query: sql.Composable) -> Iterator[tuple[str, int]]:
+def _copy_pieces(cursor, query: sql.Composable, *, crlf: bool = True) -> Iterator[tuple[str, int]]:
     # Exiting early (a client that goes away) cancels the COPY; psycopg drains it.
     with cursor.copy(sql.SQL("COPY ({}) TO STDOUT").format(query)) as copy:
         blocks: list = []
@@ -111,15 +119,17 @@ def _copy_pieces(cursor, query: sql.Composable) -> Iterator[tuple[str, int]]:
             blocks.append(block)
             size += len(block)
             if size >= PIECE_BYTES:
-                yield _unescape(b"".join(blocks)), len(blocks)
+                yield _unescape(b"".join(blocks), crlf), len(blocks)
                 blocks, size = [], 0
         if blocks:
-            yield _unescape(b"".join(blocks)), len(blocks)
+            yield _unescape(b"".join(blocks), crlf), len(blocks)
 
 
-def _unescape(data: bytes) -> str:
-    """COPY text rows (one line each, ``\\n``-terminated, backslash escapes) as CSV text."""
-    data = data.replace(b"\n", b"\r\n")  # every raw newline ends a row
+def _unescape(data: bytes, crlf: bool = True) -> str:
+    """COPY text rows (one line each, ``\\n``-terminated, backslash escapes) as CSV text
+    (``\\r\\n`` line ends) or JSON lines (``\\n``)."""
+    if crlf:
+        data = data.replace(b"\n", b"\r\n")  # every raw newline ends a row
     if b"\\" in data:
         # Each backslash starts a two-byte escape; split on the escaped backslash first.
         parts = data.split(b"\\\\")
@@ -158,20 +168,27 @@ def _text(expr: sql.Composable) -> sql.Composed:
     ).format(x=expr, d=defused)
 
 
-def _float(expr: sql.Composable) -> sql.Composed:
-    """A float8 as Python's repr(): 20.0 not 20, 1e+16 from 1e16 up (PostgreSQL from 1e15)."""
+_CSV_SPECIALS = ("''", "'nan'", "'inf'", "'-inf'")
+# json.dumps writes None and the non-finite floats so (allow_nan, its default).
+_JSON_SPECIALS = ("'null'", "'NaN'", "'Infinity'", "'-Infinity'")
+
+
+def _float(expr: sql.Composable, specials: tuple[str, ...] = _CSV_SPECIALS) -> sql.Composed:
+    """A float8 as Python's repr(): 20.0 not 20, 1e+16 from 1e16 up (PostgreSQL from 1e15).
+    ``specials``: what None, nan, inf and -inf are written as."""
+    null, nan, inf, minus_inf = (sql.SQL(special) for special in specials)
     return sql.SQL(
-        "CASE WHEN {f} IS NULL THEN ''"
+        "CASE WHEN {f} IS NULL THEN {null}"
         " WHEN {f} = trunc({f}) AND abs({f}) < 1e16"
         "  THEN CASE WHEN {f} = 0 AND {f}::text = '-0' THEN '-0.0'"
         "   ELSE ({f}::bigint)::text || '.0' END"
-        " WHEN {f} = 'NaN' THEN 'nan' WHEN {f} = 'Infinity' THEN 'inf'"
-        " WHEN {f} = '-Infinity' THEN '-inf'"
+        " WHEN {f} = 'NaN' THEN {nan} WHEN {f} = 'Infinity' THEN {inf}"
+        " WHEN {f} = '-Infinity' THEN {minus_inf}"
         " WHEN {f}::text LIKE '%e+15'"
         "  THEN left(replace(split_part({f}::text, 'e', 1), '.', ''), 16) || '.'"
         "   || substr(replace(split_part({f}::text, 'e', 1), '.', ''), 17)"
         " ELSE {f}::text END"
-    ).format(f=expr)
+    ).format(f=expr, null=null, nan=nan, inf=inf, minus_inf=minus_inf)
 
 
 def _json(text: sql.Composable, value: sql.Composable) -> sql.Composed:
@@ -325,3 +342,91 @@ def _tidy_query(
         where=_judgments(campaign, filters),
         present=present,
     )
+
+
+# ---------------------------------------------------------------------------------------------
+# JSON lines, as ``writing.jsonl_lines`` writes them: json.dumps(ensure_ascii=False) of each row
+# keyed by the CSV header. PostgreSQL's to_json escapes a string exactly as json.dumps does
+# (the quote, the backslash, \b \f \n \r \t, other control characters as \u00xx).
+
+
+def _js_text(expr: sql.Composable) -> sql.Composed:
+    return sql.SQL("coalesce(to_json({})::text, 'null')").format(expr)
+
+
+def _js_constant(value: Any) -> sql.Literal:
+    return sql.Literal(json.dumps(value, ensure_ascii=False))
+
+
+def _js_value(text: sql.Composable, *, objects_as_text: bool) -> sql.Composed:
+    """A JSON value as json.dumps writes what json.loads made of it: strings, integers, true,
+    false and null as PostgreSQL writes them, a decimal as a float's repr; an object or array
+    as its JSON text, or (metadata: ``writing._cell``) as a string holding that text."""
+    nested = _js_text(text) if objects_as_text else text
+    return sql.SQL(
+        "CASE WHEN {t} IS NULL THEN 'null' ELSE CASE left({t}, 1)"
+        " WHEN '{{' THEN {nested} WHEN '[' THEN {nested}"
+        " WHEN '\"' THEN {t} WHEN 't' THEN {t} WHEN 'f' THEN {t} WHEN 'n' THEN {t}"
+        " ELSE CASE WHEN strpos({t}, '.') = 0 THEN {t} ELSE {float} END END END"
+    ).format(
+        t=text,
+        nested=nested,
+        float=_float(sql.SQL("({}::float8)").format(text), _JSON_SPECIALS),
+    )
+
+
+def _js_timestamp(expr: sql.Composable) -> sql.Composed:
+    return sql.SQL("CASE WHEN {x} IS NULL THEN 'null' ELSE '\"' || {iso} || '\"' END").format(
+        x=expr, iso=_timestamp(expr)
+    )
+
+
+def _jsonl_query(
+    campaign: Campaign, filters: dict[str, Any], labels: dict[int, str], meta_keys: list[str]
+) -> sql.Composed:
+    baseline, candidate = campaign.baseline.name, campaign.candidate.name
+    columns = writing.score_columns(campaign.rubric.criteria)
+    names = {str(pk): json.dumps(label, ensure_ascii=False) for pk, label in labels.items()}
+    values = [
+        _js_constant(campaign.slug),
+        _js_text(sql.SQL("i.external_id")),
+        sql.SQL("coalesce({}::jsonb ->> j.reviewer_id::text, 'null')").format(
+            sql.Literal(json.dumps(names))
+        ),
+        _js_text(sql.SQL("j.preference")),
+        sql.SQL("CASE j.preference WHEN 'baseline' THEN {} WHEN 'candidate' THEN {}"
+                " ELSE 'null' END").format(_js_constant(baseline), _js_constant(candidate)),
+        sql.SQL("CASE WHEN j.candidate_left THEN {} ELSE {} END")
+        .format(_js_constant(candidate), _js_constant(baseline)),
+        _js_constant(baseline),
+        _js_constant(candidate),
+        _js_text(sql.SQL("i.prompt")),
+        _js_text(sql.SQL("b.text")),
+        _js_text(sql.SQL("c.text")),
+        *(
+            _js_value(sql.SQL("({}::text)").format(_score_value(name, target)),
+                      objects_as_text=False)
+            for _, name, target in columns
+        ),
+        _js_text(sql.SQL("j.rationale")),
+        _js_timestamp(sql.SQL("j.started_at")),
+        _js_timestamp(sql.SQL("j.submitted_at")),
+        _float(sql.SQL("j.duration_seconds"), _JSON_SPECIALS),
+        *(
+            _js_value(sql.SQL("({}::text)").format(_meta_value(key)), objects_as_text=True)
+            for key in meta_keys
+        ),
+    ]  # fmt: skip
+    header = writing.export_columns(campaign, meta_keys)
+    pairs = [
+        sql.SQL("{} || {}").format(sql.Literal(json.dumps(key, ensure_ascii=False) + ": "), value)
+        for key, value in zip(header, values, strict=True)
+    ]
+    return sql.SQL(
+        "SELECT '{{' || concat_ws(', ', {pairs}) || '}}' FROM reviews_judgment j"
+        " JOIN datasets_item i ON i.id = j.item_id"
+        " JOIN reviews_campaignitem ci ON ci.campaign_id = j.campaign_id AND ci.item_id = j.item_id"
+        " JOIN datasets_response b ON b.id = ci.baseline_response_id"
+        " JOIN datasets_response c ON c.id = ci.candidate_response_id"
+        " WHERE {where} ORDER BY j.id"
+    ).format(pairs=sql.SQL(", ").join(pairs), where=_judgments(campaign, filters))
