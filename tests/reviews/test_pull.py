@@ -391,3 +391,18 @@ def test_claims_expiring_while_reviewers_submit_never_exceed_k(
     slots = dict(CampaignItem.objects.filter(campaign=campaign).values_list("pk", "slots_taken"))
     assert {ci: n for ci, n in slots.items() if n} == dict(held)
     assert max(slots.values()) <= k
+
+
+@pytest.mark.django_db
+def test_an_expired_claim_leaves_the_reviewers_queue_counts(
+    build_campaign, make_reviewers, complete_assignment
+):
+    from reviews.grading.queue import queue_rows
+
+    late, other = make_reviewers(2)
+    campaign = build_campaign(3, overlap=1, mode="pull", roster=[late, other])
+    complete_assignment(pull.pull_next_assignment(campaign=campaign, reviewer=late))
+    _age_claim(pull.pull_next_assignment(campaign=campaign, reviewer=late), 31)
+    pull.pull_next_assignment(campaign=campaign, reviewer=other)  # expires it
+    (row,) = [r for r in queue_rows(late) if r.public_id == campaign.public_id]
+    assert (row.total, row.done) == (1, 1)
