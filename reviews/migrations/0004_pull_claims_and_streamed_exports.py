@@ -20,7 +20,7 @@ def shuffle_existing_items(apps, schema_editor):
 
 class Migration(migrations.Migration):
     dependencies = [
-        ("datasets", "0003_dataset_imported_file_hashes"),
+        ("datasets", "0002_import_progress_and_stats"),
         ("reviews", "0003_assignment_next_item_index"),
         migrations.swappable_dependency(settings.AUTH_USER_MODEL),
     ]
