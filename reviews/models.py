@@ -72,6 +72,10 @@ class Campaign(models.Model):
     mode = models.CharField(max_length=10, choices=Mode, default=Mode.PUSH)
     status = models.CharField(max_length=10, choices=Status, default=Status.ACTIVE)
     roster = models.ManyToManyField(settings.AUTH_USER_MODEL, blank=True, related_name="+")
+    # The campaign items' metadata keys and whether the SQL export writes their values exactly,
+    # {"keys": [...], "exact": bool}: worked out on the first export (reviews.exports.sql), as
+    # imported items never change.
+    export_metadata = models.JSONField(null=True, blank=True, editable=False)
     # Pull mode: a claimed slot not answered within this many minutes goes back to the pool.
     claim_timeout_minutes = models.PositiveIntegerField(default=30)
     # Judgments submitted since the last aggregation was queued (reviews.grading.count_judgments).

@@ -37,6 +37,11 @@ class Migration(migrations.Migration):
         ),
         migrations.AddField(
             model_name="campaign",
+            name="export_metadata",
+            field=models.JSONField(blank=True, editable=False, null=True),
+        ),
+        migrations.AddField(
+            model_name="campaign",
             name="claim_timeout_minutes",
             field=models.PositiveIntegerField(default=30),
         ),

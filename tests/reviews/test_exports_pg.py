@@ -7,6 +7,7 @@ from datetime import UTC, datetime, timedelta
 import pytest
 from django.core.management import call_command
 from django.db import connection
+from django.test.utils import CaptureQueriesContext
 from django.urls import reverse
 
 from reviews.exports import services as exports
@@ -261,3 +262,15 @@ def test_command_output_is_the_python_output(hostile, tmp_path):
     call_command("export_judgments", hostile.slug, "-o", str(path), stderr=io.StringIO())
     campaign = exports.campaign_for_export(hostile.slug)
     assert path.read_bytes() == python_text(campaign, "csv", {}, False).encode()
+
+
+def test_the_items_metadata_keys_are_read_once_and_kept(hostile, monkeypatch):
+    campaign = exports.campaign_for_export(hostile.slug)
+    assert campaign.export_metadata is None
+    first = sql_text(campaign, "csv", {}, True, monkeypatch)
+    kept = exports.campaign_for_export(hostile.slug)
+    assert kept.export_metadata == {"keys": writing.metadata_keys(kept), "exact": True}
+    with CaptureQueriesContext(connection) as queries:
+        again = sql_text(kept, "csv", {}, True, monkeypatch)
+    assert again == first == python_text(kept, "csv", {}, True)
+    assert not any("jsonb_each" in query["sql"] for query in queries.captured_queries)
