@@ -406,3 +406,34 @@ def test_an_expired_claim_leaves_the_reviewers_queue_counts(
     pull.pull_next_assignment(campaign=campaign, reviewer=other)  # expires it
     (row,) = [r for r in queue_rows(late) if r.public_id == campaign.public_id]
     assert (row.total, row.done) == (1, 1)
+
+
+@pytest.mark.django_db
+def test_the_lead_sets_the_claim_timeout_in_the_campaign_form(
+    client_for, lead, make_reviewers, add_dataset_items
+):
+    from django.urls import reverse
+
+    from reviews.campaigns import rubrics
+
+    dataset = factories.DatasetFactory()
+    base, cand = factories.SystemFactory(name="sys-a"), factories.SystemFactory(name="sys-b")
+    add_dataset_items(dataset, [base, cand], 3)
+    client = client_for(lead)
+    assert "Claim timeout (minutes)" in client.get(reverse("reviews:campaign-create")).text
+    form = {
+        "name": "Timed pulls", "dataset": dataset.pk, "baseline": base.pk, "candidate": cand.pk,
+        "rubric": rubrics.get_or_create_default_rubric().pk, "overlap": "2", "margin": "0.05",
+        "mode": "pull", "roster": [make_reviewers(1)[0].pk], "claim_timeout_minutes": "45",
+    }  # fmt: skip
+    response = client.post(reverse("reviews:campaign-create"), form)
+    campaign = Campaign.objects.get(name="Timed pulls")
+    assert response.status_code == 302
+    assert campaign.claim_timeout_minutes == 45
+    detail = client.get(response.url).text
+    assert "not answered within 45 minutes returns to the pool" in detail
+    refused = client.post(
+        reverse("reviews:campaign-create"), {**form, "claim_timeout_minutes": "0"}
+    )
+    assert refused.status_code == 200
+    assert Campaign.objects.filter(name="Timed pulls").count() == 1
