@@ -1,9 +1,9 @@
 """PostgreSQL fast path of the judgments export: the server builds every CSV line (and every tidy
 line) exactly as ``writing.csv_lines`` would write it, and ``COPY … TO STDOUT`` streams them.
 
-Measured with benchmarks/export.py on a shared 2-core machine: 1,000,000 judgments in 16-22 s
-(the Python path: ~100 s, decoding rows, JSON and datetimes one by one), the process's peak RSS
-65 MB at 100,000 and at 1,000,000 rows. Everything the Python path does is done here in SQL:
+Measured with benchmarks/export.py on a shared 2-core machine: 1,000,000 judgments in 21-27 s,
+the first row after 0.1 s (the Python path: ~100 s, decoding rows, JSON and datetimes one by
+one), the process's peak RSS 65 MB at 100,000 and at 1,000,000 rows. Everything the Python path does is done here in SQL:
 de-blinding, system names, score and meta cells by JSON type, ``defuse``, the csv module's
 minimal quoting and ``\\r\\n``. Reviewer names (an HMAC for pseudonyms) are computed in Python,
 once per reviewer, and looked up from a constant JSON object. JSON lines are built here too, as
