@@ -3,12 +3,13 @@ line) exactly as ``writing.csv_lines`` would write it, and ``COPY … TO STDOUT`
 
 Measured with benchmarks/export.py on a shared 2-core machine: 1,000,000 judgments in 21-27 s,
 the first row after 0.1 s (the Python path: ~100 s, decoding rows, JSON and datetimes one by
-one), the process's peak RSS 65 MB at 100,000 and at 1,000,000 rows. Everything the Python path does is done here in SQL:
-de-blinding, system names, score and meta cells by JSON type, ``defuse``, the csv module's
-minimal quoting and ``\\r\\n``. Reviewer names (an HMAC for pseudonyms) are computed in Python,
-once per reviewer, and looked up from a constant JSON object. JSON lines are built here too, as
-``writing.jsonl_lines`` writes them. A CSV or JSONL export whose metadata holds decimals inside
-objects or arrays goes the Python way (see ``metadata_keys``).
+one), the process's peak RSS 65 MB at 100,000 and at 1,000,000 rows. Everything the Python
+path does is done here in SQL: de-blinding, system names, score and meta cells by JSON type,
+``defuse``, the csv module's minimal quoting and ``\\r\\n``. Reviewer names (an HMAC for
+pseudonyms) are computed in Python, once per reviewer, and looked up from a constant JSON
+object. JSON lines are built here too, as ``writing.jsonl_lines`` writes them. A CSV or JSONL
+export whose metadata holds decimals inside objects or arrays goes the Python way (see
+``metadata_keys``).
 
 Rows stream in the current judgments' index order (campaign, id) through nested loops of index
 lookups: the first row leaves at once, and no built line is sorted (issue #20).
