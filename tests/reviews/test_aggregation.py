@@ -396,3 +396,21 @@ def test_report_names_reviewers_with_the_same_pseudonyms_as_the_exports(known_ca
     named = {row["reviewer"] for row in aggregation.aggregate(known_campaign)["reviewers"]}
     ids = Judgment.objects.filter(campaign=known_campaign).values_list("reviewer_id", flat=True)
     assert named == {reviewer_pseudonym(pk) for pk in ids}
+
+
+def test_the_report_from_the_copy_path_is_the_report_from_the_orm_path(known_campaign):
+    """The frames' loading on PostgreSQL (COPY, arrays of their final size) against the
+    row-by-row ORM loading on the same data: the same report, value for value."""
+    from django.db import connection
+
+    from tests.conftest import require_service
+
+    require_service("this test compares the COPY loading", connection.vendor == "postgresql")
+    loaded_by_copy = aggregation.aggregate(known_campaign)
+    with mock.patch.object(
+        aggregation,
+        "_judgment_frames",
+        lambda campaign_id, rubric: aggregation._judgment_frames_orm(campaign_id),
+    ):
+        loaded_by_orm = aggregation.aggregate(known_campaign)
+    assert json.dumps(loaded_by_copy, sort_keys=True) == json.dumps(loaded_by_orm, sort_keys=True)
