@@ -5,13 +5,18 @@ command stream; on PostgreSQL, CSV and tidy lines built by the server, see revie
     migrate:   DATABASE_URL=postgres://postgres@127.0.0.1:5432/evalsite_export \\
                    .venv/bin/python manage.py migrate
     run:       DATABASE_URL=... .venv/bin/python benchmarks/export.py [N_JUDGMENTS]   (100,000)
-                   [--format csv|jsonl|tidy] [--python]
+                   [--format csv|jsonl|tidy] [--python] [--runs 3]
 
 Builds (once per N, reused afterwards: ~11 minutes for 1,000,000) a campaign with N current
 judgments (overlap 3, 60 reviewers, the default rubric, two metadata keys), exports it to
 /dev/null and prints the seconds, the seconds to the first row, and the process's peak RSS
 before and after the export. ``--python`` times the row-by-row Python path instead (what SQLite
 uses). Run it again after a build: the build's own memory counts in that run's peak.
+
+Beside it, in the same run (alternating, ``--runs`` times each, min / median): the machine's
+limit, a ``COPY (SELECT …) TO STDOUT`` of the same rows with the same joins (the judgment's
+columns, the item's id, prompt and metadata, both responses' texts), as plain columns for CSV
+and tidy, through ``row_to_json`` for JSONL, planned as PostgreSQL likes.
 """
 
 import argparse
@@ -20,6 +25,7 @@ import resource
 import sys
 import time
 from pathlib import Path
+from statistics import median
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
@@ -145,31 +151,79 @@ def build(n: int) -> Campaign:
     return campaign
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser()
-    parser.add_argument("n", nargs="?", type=int, default=100_000)
-    parser.add_argument("--format", choices=exports.KINDS, default="csv")
-    parser.add_argument("--python", action="store_true", help="the row-by-row Python path")
-    args = parser.parse_args()
-    campaign = exports.campaign_for_export(build(args.n).slug)
-    export = writing.python_pieces if args.python else exports.export_pieces
-    before = peak_rss_mb()
+def export_once(campaign: Campaign, kind: str, python: bool) -> tuple[float, float, int]:
+    """(seconds, seconds to the first row, rows) of one export to /dev/null."""
+    export = writing.python_pieces if python else exports.export_pieces
     started = time.perf_counter()
     first_row = None
     rows = 0
-    pieces = export(campaign, kind=args.format, filters={}, pseudonymise=True)
+    pieces = export(campaign, kind=kind, filters={}, pseudonymise=True)
     with open(os.devnull, "w", encoding="utf-8", newline="") as out:
         for text, n in pieces:
             out.write(text)
             if n and first_row is None:
                 first_row = time.perf_counter() - started
             rows += n
-    seconds = time.perf_counter() - started
+    return time.perf_counter() - started, first_row or 0.0, rows
+
+
+def copy_limit(campaign: Campaign, kind: str) -> tuple[float, float]:
+    """(seconds, seconds to the first row) of a COPY of the same rows and joins."""
+    columns = (
+        "j.id, j.reviewer_id, j.preference, j.candidate_left, j.scores, j.rationale,"
+        " j.started_at, j.submitted_at, j.duration_seconds, i.external_id, i.prompt,"
+        " i.metadata, b.text AS baseline_text, c.text AS candidate_text"
+    )
+    query = (
+        f"SELECT {columns} FROM reviews_judgment j"  # noqa: S608 - fixed SQL
+        " JOIN datasets_item i ON i.id = j.item_id"
+        " JOIN reviews_assignment a ON a.id = j.assignment_id"
+        " JOIN reviews_campaignitem ci ON ci.id = a.campaign_item_id"
+        " JOIN datasets_response b ON b.id = ci.baseline_response_id"
+        " JOIN datasets_response c ON c.id = ci.candidate_response_id"
+        f" WHERE j.campaign_id = {int(campaign.pk)} AND j.is_current"
+    )
+    if kind == "jsonl":
+        query = f"SELECT row_to_json(r) FROM ({query}) r"  # noqa: S608 - fixed SQL
+    started = time.perf_counter()
+    first_row = None
+    with transaction.atomic(), connection.cursor() as cursor:
+        cursor.execute("SET LOCAL jit = off")
+        with cursor.cursor.copy(f"COPY ({query}) TO STDOUT") as copy:
+            for _ in copy:
+                if first_row is None:
+                    first_row = time.perf_counter() - started
+    return time.perf_counter() - started, first_row or 0.0
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("n", nargs="?", type=int, default=100_000)
+    parser.add_argument("--format", choices=exports.KINDS, default="csv")
+    parser.add_argument("--python", action="store_true", help="the row-by-row Python path")
+    parser.add_argument("--runs", type=int, default=1)
+    args = parser.parse_args()
+    campaign = exports.campaign_for_export(build(args.n).slug)
+    before = peak_rss_mb()
+    ours, limits = [], []
+    for _ in range(args.runs):
+        ours.append(export_once(campaign, args.format, args.python))
+        limits.append(copy_limit(campaign, args.format))
+    rows = ours[0][2]
     path = "sql" if export_sql.usable(args.format) and not args.python else "python"
+    totals = sorted(seconds for seconds, _, _ in ours)
+    firsts = sorted(first for _, first, _ in ours)
+    copies = sorted(seconds for seconds, _ in limits)
     print(
         f"{connection.vendor} ({path} path, {args.format}): exported {rows} rows of {args.n} "
-        f"judgments in {seconds:.2f} s ({rows / seconds:,.0f} rows/s, first row after "
-        f"{first_row or 0:.2f} s); peak RSS {before:.0f} MB before, {peak_rss_mb():.0f} MB after"
+        f"judgments in {totals[0]:.2f} / {median(totals):.2f} s (min / median of {args.runs}; "
+        f"first row after {firsts[0]:.2f} / {median(firsts):.2f} s); peak RSS {before:.0f} MB "
+        f"before, {peak_rss_mb():.0f} MB after"
+    )
+    print(
+        f"limit, same run: COPY of the same rows and joins {copies[0]:.2f} / "
+        f"{median(copies):.2f} s; ratio {totals[0] / copies[0]:.2f} / "
+        f"{median(totals) / median(copies):.2f}"
     )
 
 

@@ -2,10 +2,13 @@
 
     DATABASE_URL=postgres://postgres@127.0.0.1:5432/evalsite_load \
         python benchmarks/grading_server_time.py [--pad-judgments 1000000] [--items 200]
+        [--report-every N]
 
 Builds a campaign for one reviewer (and pads the judgments table to the given size on
 PostgreSQL), then times N page views and N submit-and-next requests through Django's handler,
-printing median / p95 / p99 and the query count per request. REDIS_URL defaults to
+printing median / p95 / p99 and the query count per request. ``--report-every 1`` makes a report
+due on every submission (the setting AGGREGATE_EVERY_N_JUDGMENTS): its task is sent after the
+response, from a background thread, so it should not show in submit-and-next. REDIS_URL defaults to
 redis://127.0.0.1:6379/15, where due aggregations are queued (and purged at the end).
 """
 
@@ -33,7 +36,10 @@ def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--items", type=int, default=200)
     parser.add_argument("--pad-judgments", type=int, default=0)
+    parser.add_argument("--report-every", type=int, default=0)
     args = parser.parse_args()
+    if args.report_every:
+        os.environ["AGGREGATE_EVERY_N_JUDGMENTS"] = str(args.report_every)
     import django
 
     django.setup()

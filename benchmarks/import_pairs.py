@@ -132,6 +132,10 @@ def child(path: str, redact_pii: bool, metrics_sample: int) -> None:
             "rows_unchanged": summary["rows_unchanged"],
             "peak_rss_mb": round(peak_rss_mb(), 1),
         }
+    from django.db import connection
+
+    if connection.vendor == "postgresql":
+        figures["copy_seconds"] = copy_limit()
     if metrics_sample:
         from datasets.metrics import response_metrics
 
@@ -145,6 +149,55 @@ def child(path: str, redact_pii: bool, metrics_sample: int) -> None:
             response_metrics(text)
         figures["metrics_per_second"] = round(len(texts) / (time.perf_counter() - started))
     print(json.dumps(figures))
+
+
+def copy_limit() -> float:
+    """The machine's limit for the same rows, in the same run: COPY of the imported items and
+    responses (read back to files first, not timed) into plain tables with primary keys, the
+    unique (dataset, external id) and (item, system) constraints and the foreign key."""
+    from django.db import connection
+
+    with tempfile.TemporaryDirectory() as tmp, connection.cursor() as cursor:
+        copies = {}
+        for table, columns in (
+            ("datasets_item", "id, dataset_id, external_id, prompt, context, reference, metadata"),
+            ("datasets_response", "id, item_id, system_id, text, metadata"),
+        ):
+            copies[table] = (Path(tmp) / table, columns)
+            with (
+                copies[table][0].open("wb") as out,
+                cursor.cursor.copy(f"COPY (SELECT {columns} FROM {table}) TO STDOUT") as copy,  # noqa: S608
+            ):
+                for block in copy:
+                    out.write(block)
+        cursor.execute(
+            "CREATE TABLE limit_item (id bigint PRIMARY KEY, dataset_id bigint, external_id text,"
+            " prompt text, context text, reference text, metadata jsonb,"
+            " UNIQUE (dataset_id, external_id));"
+            "CREATE TABLE limit_response (id bigint PRIMARY KEY,"
+            " item_id bigint REFERENCES limit_item, system_id bigint, text text, metadata jsonb,"
+            " UNIQUE (item_id, system_id))"
+        )
+        started = time.perf_counter()
+        with transaction_atomic():
+            for table, target in (("datasets_item", "limit_item"),
+                                  ("datasets_response", "limit_response")):  # fmt: skip
+                path, columns = copies[table]
+                with (
+                    path.open("rb") as source,
+                    cursor.cursor.copy(f"COPY {target} ({columns}) FROM STDIN") as copy,
+                ):
+                    while block := source.read(1 << 20):
+                        copy.write(block)
+        seconds = time.perf_counter() - started
+        cursor.execute("DROP TABLE limit_response, limit_item")
+    return round(seconds, 2)
+
+
+def transaction_atomic():
+    from django.db import transaction
+
+    return transaction.atomic()
 
 
 def main() -> None:
@@ -186,6 +239,12 @@ def main() -> None:
                 f"{n / again['seconds']:,.0f} pairs/s, peak RSS {again['peak_rss_mb']:.0f} MB "
                 f"(Django alone {figures['baseline_rss_mb']:.0f} MB)"
             )
+            if "copy_seconds" in figures:
+                limit = figures["copy_seconds"]
+                print(
+                    f"  limit, same run: COPY of the same rows into plain tables {limit:.2f} s; "
+                    f"import / COPY = {first['seconds'] / limit:.2f}"
+                )
             if "metrics_per_second" in figures:
                 print(f"  response metrics: {figures['metrics_per_second']:,} responses/s")
             path.unlink()

@@ -32,6 +32,10 @@ class Dataset(models.Model):
     # Items held, recounted after each import and by the metrics job: the dataset list shows it
     # without counting (a COUNT per dataset took 20 s beside a 535,000-item dataset).
     n_items = models.PositiveIntegerField(default=0)
+    # Files whose every row is stored here, by content hash and redaction setting: {key: the
+    # import's rows, form and systems}. Stored rows are never changed or removed by an import,
+    # so importing such a file again is answered from this (datasets.importing.services).
+    imported_files = models.JSONField(default=dict, blank=True)
 
     class Meta:
         ordering = ["name"]

@@ -14,6 +14,10 @@ def new_token() -> str:
     return secrets.token_urlsafe(16)
 
 
+def new_random_key() -> int:
+    return secrets.randbelow(2**31)
+
+
 class Rubric(models.Model):
     """A named list of criteria (the design's rubric JSON); ``version`` grows on every change."""
 
@@ -86,7 +90,13 @@ class Campaign(models.Model):
     min_accuracy = models.FloatField(null=True, blank=True)
     # How many of its items are gold (set at creation): pull mode skips the gold reads without.
     gold_items = models.PositiveIntegerField(default=0, db_default=0)
-    # Judgments submitted since the last aggregation was queued (grading's count_judgments).
+    # The campaign items' metadata keys and whether the SQL export writes their values exactly,
+    # {"keys": [...], "exact": bool}: worked out on the first export (reviews.exports.sql), as
+    # imported items never change.
+    export_metadata = models.JSONField(null=True, blank=True, editable=False)
+    # Pull mode: a claimed slot not answered within this many minutes goes back to the pool.
+    claim_timeout_minutes = models.PositiveIntegerField(default=30)
+    # Judgments submitted since the last aggregation was queued (reviews.grading.count_judgments).
     judgments_since_report = models.PositiveIntegerField(default=0)
     created_by = models.ForeignKey(
         settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
@@ -138,12 +148,15 @@ class CampaignItem(models.Model):
     # A known-answer item: mixed into queues to check reviewers, never counted in the figures
     # and never planned or pulled as live work.
     is_gold = models.BooleanField(default=False, db_default=False)
+    # Pull mode walks a campaign's open items in this stored random order (reviews.grading.pull):
+    # an index range scan from a random point, not a shuffle of the pool on every claim.
+    random_key = models.IntegerField(default=new_random_key)
 
     class Meta:
         constraints = [
             models.UniqueConstraint(fields=["campaign", "item"], name="unique_campaign_item")
         ]
-        indexes = [models.Index(fields=["campaign", "slots_taken"])]
+        indexes = [models.Index(fields=["campaign", "slots_taken", "random_key"])]
 
     def __str__(self) -> str:
         return f"{self.campaign_id}/{self.item_id}"
@@ -173,6 +186,8 @@ class Assignment(models.Model):
         PENDING = "pending", "Pending"
         DONE = "done", "Done"
         SKIPPED = "skipped", "Skipped"
+        # A pull-mode claim not answered within the campaign's claim timeout: its slot went back.
+        EXPIRED = "expired", "Expired"
 
     class Source(models.TextChoices):
         GRADING = "grading", "Graded in evalsite"
@@ -208,6 +223,8 @@ class Assignment(models.Model):
     flag_note = models.TextField(blank=True)
     created_at = models.DateTimeField(auto_now_add=True)
     completed_at = models.DateTimeField(null=True, blank=True)
+    # When a pull-mode claim took the slot (None for assigned batches, which never expire).
+    claimed_at = models.DateTimeField(null=True, blank=True)
 
     objects = AssignmentQuerySet.as_manager()
 
@@ -230,6 +247,12 @@ class Assignment(models.Model):
             # The reviewer's next item in a campaign is the first entry in this order.
             models.Index(fields=["reviewer", "campaign", "status", "position", "id"]),
             models.Index(fields=["campaign", "status"]),
+            # Pull-mode claims still pending, for the expiry check each claim makes.
+            models.Index(
+                fields=["campaign", "claimed_at"],
+                condition=Q(status="pending", claimed_at__isnull=False),
+                name="pending_claims",
+            ),
         ]
 
     def __str__(self) -> str:
@@ -281,7 +304,13 @@ class Judgment(models.Model):
                 name="one_current_judgment_per_assignment",
             )
         ]
-        indexes = [models.Index(fields=["campaign", "is_current"])]
+        indexes = [
+            models.Index(fields=["campaign", "is_current"]),
+            # The export streams a campaign's current judgments in this order (no sort).
+            models.Index(
+                fields=["campaign", "id"], condition=Q(is_current=True), name="current_judgments"
+            ),
+        ]
 
     def __str__(self) -> str:
         return f"{self.preference} (revision {self.revision})"

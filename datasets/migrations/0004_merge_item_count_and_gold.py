@@ -4,11 +4,9 @@ from django.db import migrations
 
 
 class Migration(migrations.Migration):
-
     dependencies = [
-        ('datasets', '0003_dataset_stored_item_count'),
-        ('datasets', '0003_item_gold_answer'),
+        ("datasets", "0003_dataset_stored_item_count"),
+        ("datasets", "0003_item_gold_answer"),
     ]
 
-    operations = [
-    ]
+    operations = []

@@ -4,11 +4,9 @@ from django.db import migrations
 
 
 class Migration(migrations.Migration):
-
     dependencies = [
-        ('evalsite', '0003_api_tokens'),
-        ('evalsite', '0003_database_cache_table'),
+        ("evalsite", "0003_api_tokens"),
+        ("evalsite", "0003_database_cache_table"),
     ]
 
-    operations = [
-    ]
+    operations = []

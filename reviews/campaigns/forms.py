@@ -75,6 +75,15 @@ class CampaignForm(forms.Form):
     mode = forms.ChoiceField(
         choices=Campaign.Mode.choices, initial=Campaign.Mode.PUSH, widget=forms.RadioSelect
     )
+    claim_timeout_minutes = forms.IntegerField(
+        label="Claim timeout (minutes)",
+        required=False,
+        min_value=1,
+        max_value=7 * 24 * 60,
+        initial=30,
+        help_text="Pull mode: an item a reviewer claimed and did not answer within this goes "
+        "back to the pool.",
+    )
     roster = ReviewerChoiceField(
         queryset=None,
         required=False,
@@ -205,10 +214,13 @@ class CampaignForm(forms.Form):
             "repeat_rate",
             "qualify_items",
             "min_accuracy",
+            "claim_timeout_minutes",
         )
-        # Left empty: the campaign's defaults (1 gold item in 20, no repeats, no qualification).
+        # Left empty: the campaign's defaults (1 gold item in 20, no repeats, no qualification,
+        # claims held for 30 minutes).
         defaults = {"gold_rate": 0.05, "repeat_rate": 0.0, "qualify_items": 0}
         data = {key: self.cleaned_data[key] for key in keys}
+        data["claim_timeout_minutes"] = data["claim_timeout_minutes"] or 30
         return {**data, **{k: v for k, v in defaults.items() if data[k] is None}}
 
 

@@ -14,8 +14,9 @@ from django.db import transaction
 from django.db.models import F
 from django.utils.text import slugify
 
+from evalsite.analyze import analyze_after_commit
 from reviews.audit.events import record_audit
-from reviews.campaigns.helpers import _check_reviewers, _user_or_none
+from reviews.campaigns.helpers import _check_reviewers, _derived_seed, _user_or_none
 from reviews.campaigns.masking import default_mask_patterns, validate_patterns
 from reviews.models import Campaign, CampaignItem, Rubric
 
@@ -23,6 +24,8 @@ if TYPE_CHECKING:
     from django.contrib.auth.models import User
 
     from datasets.models import Dataset, System
+
+MAX_CLAIM_TIMEOUT_MINUTES = 7 * 24 * 60
 
 
 def create_campaign(
@@ -45,6 +48,7 @@ def create_campaign(
     qualify_items: int = 0,
     min_accuracy: float | None = None,
     reviewer_title: str = "",
+    claim_timeout_minutes: int = 30,
     actor: User | None = None,
 ) -> Campaign:
     """A campaign over the dataset's items that have responses from both systems.
@@ -72,6 +76,11 @@ def create_campaign(
         errors.append("The seed must be a non-negative whole number.")
     if mode not in Campaign.Mode.values:
         errors.append(f"Unknown mode {mode!r}.")
+    if not 1 <= claim_timeout_minutes <= MAX_CLAIM_TIMEOUT_MINUTES:
+        errors.append(
+            "The claim timeout must be between 1 and "
+            f"{MAX_CLAIM_TIMEOUT_MINUTES} minutes (got {claim_timeout_minutes})."
+        )
     if errors:
         raise ValidationError(errors)
     if mask_patterns is None:
@@ -104,6 +113,7 @@ def create_campaign(
             require_rationale=require_rationale,
             seed=secrets.randbelow(2**31) if seed is None else seed,
             mode=mode,
+            claim_timeout_minutes=claim_timeout_minutes,
             status=Campaign.Status.ACTIVE,
             gold_rate=gold_rate,
             repeat_rate=repeat_rate,
@@ -120,11 +130,14 @@ def create_campaign(
                     baseline_response_id=b,
                     candidate_response_id=c,
                     is_gold=item_id in gold,
+                    # Pull order, reproducible from the seed like the rest of the assignment.
+                    random_key=_derived_seed(campaign.seed, "pull-key", item_id) % 2**31,
                 )
                 for item_id, (b, c) in pairs.items()
             ),
             batch_size=1000,
         )
+        analyze_after_commit(["reviews_campaignitem"], rows=len(pairs))
         if roster:
             campaign.roster.add(*roster)
         record_audit(

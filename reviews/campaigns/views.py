@@ -27,7 +27,7 @@ from reviews.models import CampaignItem
 def campaign_list(request):
     """Every campaign with its systems and progress."""
     rows = access.campaigns_for_lead(request.user).annotate(
-        n_assignments=Count("assignments", distinct=True),
+        n_assignments=Count("assignments", filter=~Q(assignments__status="expired"), distinct=True),
         n_done=Count("assignments", filter=Q(assignments__status="done"), distinct=True),
     )
     return render(request, "reviews/campaign_list.html", {"campaigns": rows})

@@ -19,6 +19,7 @@ from django.db.models.functions import Lower
 from django.utils import timezone
 from django.utils.dateparse import parse_date, parse_datetime
 
+from evalsite.analyze import analyze_after_commit
 from evalsite.roles import REVIEWER
 from reviews.audit.events import record_audit
 from reviews.exports.writing import undefuse
@@ -338,6 +339,9 @@ def _write(rows: list[_Row], campaign: Campaign, key_prefix: str, summary: Impor
         add_slots(Counter(row.campaign_item for row in rows))
         Campaign.objects.filter(pk=campaign.pk).update(
             judgments_since_report=F("judgments_since_report") + len(rows)
+        )
+        analyze_after_commit(
+            ["reviews_assignment", "reviews_judgment", "reviews_campaignitem"], rows=len(rows)
         )
     summary.created = len(rows)
 

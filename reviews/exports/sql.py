@@ -1,18 +1,25 @@
 """PostgreSQL fast path of the judgments export: the server builds every CSV line (and every tidy
 line) exactly as ``writing.csv_lines`` would write it, and ``COPY … TO STDOUT`` streams them.
 
-Measured with benchmarks/export.py on a shared 2-core machine: 1,000,000 judgments in 16-22 s
-(the Python path: ~100 s, decoding rows, JSON and datetimes one by one), the process's peak RSS
-65 MB at 100,000 and at 1,000,000 rows. Everything the Python path does is done here in SQL:
-de-blinding, system names, score and meta cells by JSON type, ``defuse``, the csv module's
-minimal quoting and ``\\r\\n``. Reviewer names (an HMAC for pseudonyms) are computed in Python,
-once per reviewer, and joined in as an array. JSONL stays on the Python path, and so does a CSV
-whose metadata holds decimals inside objects or arrays (see ``metadata_keys``).
+Measured with benchmarks/export.py on a shared 2-core machine: 1,000,000 judgments in 21-27 s,
+the first row after 0.1 s (the Python path: ~100 s, decoding rows, JSON and datetimes one by
+one), the process's peak RSS 65 MB at 100,000 and at 1,000,000 rows. Everything the Python
+path does is done here in SQL: de-blinding, system names, score and meta cells by JSON type,
+``defuse``, the csv module's minimal quoting and ``\\r\\n``. Reviewer names (an HMAC for
+pseudonyms) are computed in Python, once per reviewer, and looked up from a constant JSON
+object. JSON lines are built here too, as ``writing.jsonl_lines`` writes them. A CSV or JSONL
+export whose metadata holds decimals inside objects or arrays goes the Python way (see
+``metadata_keys``).
+
+Rows stream in the current judgments' index order (campaign, id) through nested loops of index
+lookups: the first row leaves at once, and no built line is sorted (issue #20).
 """
 
+import json
 from collections.abc import Iterator
 from typing import Any
 
+from django.contrib.auth import get_user_model
 from django.core.exceptions import EmptyResultSet
 from django.db import connection, transaction
 from psycopg import sql
@@ -32,30 +39,75 @@ _NESTED_DECIMAL = r"[0-9]\.[0-9]"
 
 def usable(kind: str) -> bool:
     """Whether this path can write ``kind`` on the current database."""
-    return connection.vendor == "postgresql" and kind in ("csv", "tidy")
+    return connection.vendor == "postgresql" and kind in ("csv", "tidy", "jsonl")
+
+
+# The settings of the export's transaction, read or set in its first statement.
+_SETTINGS = (
+    "current_setting('extra_float_digits')::int > 0,"
+    # JIT spent ~4 s compiling the export's long expressions on 1,000,000 rows for no faster a
+    # query (measured); off for this transaction, here to spare a statement.
+    " set_config('jit', 'off', true),"
+    # Stream in the judgments' index order: nested loops of index lookups keep that order, so
+    # the first row leaves at once and nothing is sorted. Costed for the whole result, the
+    # planner hash-joins everything and sorts every built line by id (1,000,000 rows: 20 s
+    # before the first row, issue #20). This transaction only.
+    " set_config('enable_hashjoin', 'off', true), set_config('enable_mergejoin', 'off', true),"
+    " set_config('enable_sort', 'off', true)"
+)
 
 
 def metadata_keys(campaign: Campaign) -> tuple[list[str], bool, bool]:
     """The campaign items' sorted metadata keys, whether this path writes their values exactly
     as Python does (no decimals inside a nested object or array) and whether it writes floats
-    so (shortest exact, as repr(): extra_float_digits above 0, PostgreSQL's default)."""
+    so (shortest exact, as repr(): extra_float_digits above 0, PostgreSQL's default).
+
+    The keys are read from every item's metadata once (1.3 s for 333,334 items, all of it
+    before the first row) and kept on the campaign: imported items never change."""
+    known = campaign.export_metadata
     with connection.cursor() as cursor:
+        if known is not None:
+            cursor.execute("SELECT " + _SETTINGS)
+            return known["keys"], known["exact"], cursor.fetchone()[0]
+        # Read and kept in one statement (the download's query count is pinned).
         cursor.execute(
-            "SELECT coalesce(array_agg(key), '{}'), NOT coalesce(bool_or(awkward), false),"
-            " current_setting('extra_float_digits')::int > 0,"
-            # JIT spent ~4 s compiling the export's long expressions on 1,000,000 rows for no
-            # faster a query (measured); off for this transaction, here to spare a statement.
-            " set_config('jit', 'off', true) FROM ("
-            " SELECT m.key, bool_or(jsonb_typeof(m.value) IN ('object', 'array')"
+            "WITH keys AS (SELECT m.key, bool_or(jsonb_typeof(m.value) IN ('object', 'array')"  # noqa: S608
             " AND m.value::text ~ %s) AS awkward"
             " FROM reviews_campaignitem ci JOIN datasets_item i ON i.id = ci.item_id"
             " CROSS JOIN LATERAL jsonb_each(i.metadata) m"
             " WHERE ci.campaign_id = %s AND jsonb_typeof(i.metadata) = 'object'"
-            " GROUP BY m.key) keys",
-            [_NESTED_DECIMAL, campaign.pk],
+            " GROUP BY m.key),"
+            " found AS (SELECT coalesce(array_agg(key ORDER BY key COLLATE \"C\"), '{}') AS keys,"
+            " NOT coalesce(bool_or(awkward), false) AS exact FROM keys),"
+            " kept AS (UPDATE reviews_campaign SET export_metadata = jsonb_build_object("
+            "'keys', to_jsonb(found.keys), 'exact', found.exact) FROM found WHERE id = %s"
+            " RETURNING 1)"
+            " SELECT found.keys, found.exact, " + _SETTINGS + ", (SELECT count(*) FROM kept)"
+            " FROM found",
+            [_NESTED_DECIMAL, campaign.pk, campaign.pk],
         )
-        keys, exact_meta, exact_floats, _ = cursor.fetchone()
+        keys, exact_meta, exact_floats = cursor.fetchone()[:3]
+    campaign.export_metadata = {"keys": sorted(keys), "exact": exact_meta}
     return sorted(keys), exact_meta, exact_floats
+
+
+# Up to this many accounts, the reviewer cells are worked out for every account (one short
+# query); a campaign's distinct reviewers took 0.5 s to find among 1,000,000 judgments.
+ALL_ACCOUNTS_UP_TO = 5000
+
+
+def reviewer_labels(campaign: Campaign, *, pseudonymise: bool) -> dict[int, str]:
+    """{user id: name in the export} for at least everyone with a judgment in the campaign."""
+    User = get_user_model()
+    accounts = list(
+        User.objects.order_by("pk").values_list("pk", "email", "username")[: ALL_ACCOUNTS_UP_TO + 1]
+    )
+    if len(accounts) > ALL_ACCOUNTS_UP_TO:
+        return writing.reviewer_labels(campaign, pseudonymise=pseudonymise)
+    return {
+        pk: writing.reviewer_pseudonym(pk) if pseudonymise else (email or username)
+        for pk, email, username in accounts
+    }
 
 
 def export_pieces(
@@ -79,12 +131,16 @@ def _pieces(
         if outermost:
             wrapper.execute("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ")
         meta_keys, exact_meta, exact_floats = metadata_keys(campaign)
-        if not exact_floats or (kind == "csv" and not exact_meta):
+        if not exact_floats or (kind in ("csv", "jsonl") and not exact_meta):
             yield from writing.python_pieces(
                 campaign, kind=kind, filters=filters, pseudonymise=pseudonymise
             )
             return
-        labels = writing.reviewer_labels(campaign, pseudonymise=pseudonymise)
+        labels = reviewer_labels(campaign, pseudonymise=pseudonymise)
+        if kind == "jsonl":  # no header line; the keys are in every line
+            query = _jsonl_query(campaign, filters, labels, meta_keys)
+            yield from _copy_pieces(wrapper.cursor, query, crlf=False)
+            return
         if kind == "csv":
             header = writing.export_columns(campaign, meta_keys)
             query = _csv_query(campaign, filters, labels, meta_keys)
@@ -95,7 +151,7 @@ def _pieces(
         yield from _copy_pieces(wrapper.cursor, query)
 
 
-def _copy_pieces(cursor, query: sql.Composable) -> Iterator[tuple[str, int]]:
+def _copy_pieces(cursor, query: sql.Composable, *, crlf: bool = True) -> Iterator[tuple[str, int]]:
     # Exiting early (a client that goes away) cancels the COPY; psycopg drains it.
     with cursor.copy(sql.SQL("COPY ({}) TO STDOUT").format(query)) as copy:
         blocks: list = []
@@ -104,15 +160,17 @@ def _copy_pieces(cursor, query: sql.Composable) -> Iterator[tuple[str, int]]:
             blocks.append(block)
             size += len(block)
             if size >= PIECE_BYTES:
-                yield _unescape(b"".join(blocks)), len(blocks)
+                yield _unescape(b"".join(blocks), crlf), len(blocks)
                 blocks, size = [], 0
         if blocks:
-            yield _unescape(b"".join(blocks)), len(blocks)
+            yield _unescape(b"".join(blocks), crlf), len(blocks)
 
 
-def _unescape(data: bytes) -> str:
-    """COPY text rows (one line each, ``\\n``-terminated, backslash escapes) as CSV text."""
-    data = data.replace(b"\n", b"\r\n")  # every raw newline ends a row
+def _unescape(data: bytes, crlf: bool = True) -> str:
+    """COPY text rows (one line each, ``\\n``-terminated, backslash escapes) as CSV text
+    (``\\r\\n`` line ends) or JSON lines (``\\n``)."""
+    if crlf:
+        data = data.replace(b"\n", b"\r\n")  # every raw newline ends a row
     if b"\\" in data:
         # Each backslash starts a two-byte escape; split on the escaped backslash first.
         parts = data.split(b"\\\\")
@@ -151,38 +209,74 @@ def _text(expr: sql.Composable) -> sql.Composed:
     ).format(x=expr, d=defused)
 
 
-def _float(expr: sql.Composable) -> sql.Composed:
-    """A float8 as Python's repr(): 20.0 not 20, 1e+16 from 1e16 up (PostgreSQL from 1e15)."""
+_CSV_SPECIALS = ("''", "'nan'", "'inf'", "'-inf'")
+# json.dumps writes None and the non-finite floats so (allow_nan, its default).
+_JSON_SPECIALS = ("'null'", "'NaN'", "'Infinity'", "'-Infinity'")
+
+
+def _float(expr: sql.Composable, specials: tuple[str, ...] = _CSV_SPECIALS) -> sql.Composed:
+    """A float8 as Python's repr(): 20.0 not 20, 1e+16 from 1e16 up (PostgreSQL from 1e15).
+    ``specials``: what None, nan, inf and -inf are written as."""
+    null, nan, inf, minus_inf = (sql.SQL(special) for special in specials)
     return sql.SQL(
-        "CASE WHEN {f} IS NULL THEN ''"
+        "CASE WHEN {f} IS NULL THEN {null}"
         " WHEN {f} = trunc({f}) AND abs({f}) < 1e16"
         "  THEN CASE WHEN {f} = 0 AND {f}::text = '-0' THEN '-0.0'"
         "   ELSE ({f}::bigint)::text || '.0' END"
-        " WHEN {f} = 'NaN' THEN 'nan' WHEN {f} = 'Infinity' THEN 'inf'"
-        " WHEN {f} = '-Infinity' THEN '-inf'"
+        " WHEN {f} = 'NaN' THEN {nan} WHEN {f} = 'Infinity' THEN {inf}"
+        " WHEN {f} = '-Infinity' THEN {minus_inf}"
         " WHEN {f}::text LIKE '%e+15'"
         "  THEN left(replace(split_part({f}::text, 'e', 1), '.', ''), 16) || '.'"
         "   || substr(replace(split_part({f}::text, 'e', 1), '.', ''), 17)"
         " ELSE {f}::text END"
-    ).format(f=expr)
+    ).format(f=expr, null=null, nan=nan, inf=inf, minus_inf=minus_inf)
 
 
-def _json(text: sql.Composable, value: sql.Composable) -> sql.Composed:
+def _json(
+    text: sql.Composable,
+    value: sql.Composable,
+    string: sql.Composable | None = None,
+    number: sql.Composable | None = None,
+) -> sql.Composed:
     """A JSON value as Python writes what json.loads made of it: a string as text, an integer
     as is, a decimal as a float, true/false as True/False, null or nothing as empty, an object
     or array as its JSON text (json.dumps of the metadata; the app stores no such scores).
-    ``text`` is the value's JSON text."""
+    ``text`` is the value's JSON text; ``string`` and ``number`` its text unquoted and its
+    float8, when worked out already."""
+    string = string or sql.SQL("({} #>> '{{}}')").format(value)
+    number = number or sql.SQL("({}::float8)").format(text)
     return sql.SQL(
         "CASE WHEN {t} IS NULL THEN '' ELSE CASE left({t}, 1)"
         " WHEN '\"' THEN {string} WHEN 't' THEN 'True' WHEN 'f' THEN 'False' WHEN 'n' THEN ''"
         " WHEN '{{' THEN {json} WHEN '[' THEN {json}"
         " ELSE CASE WHEN strpos({t}, '.') = 0 THEN {t} ELSE {float} END END END"
-    ).format(
-        t=text,
-        string=_text(sql.SQL("({} #>> '{{}}')").format(value)),
-        json=_text(text),
-        float=_float(sql.SQL("({}::float8)").format(text)),
+    ).format(t=text, string=_text(string), json=_text(text), float=_float(number))
+
+
+def _values_once(values: list[sql.Composable]) -> tuple[sql.Composed, list[sql.Composed]]:
+    """(a LATERAL relation v, the cells): each JSON value's text, unquoted text and float
+    worked out once per row. Inline, the cell's CASE branches read each of them up to a dozen
+    times (1,000,000 rows: 7 JSON cells cost ~16 s of the export's ~35 s, measured)."""
+    if not values:
+        return sql.SQL(""), []
+    columns, cells = [], []
+    for n, value in enumerate(values):
+        t, u, f = (sql.Identifier(f"{kind}{n}") for kind in ("t", "u", "f"))
+        columns.append(
+            sql.SQL(
+                "{v}::text AS {t}, {v} #>> '{{}}' AS {u},"
+                " CASE WHEN jsonb_typeof({v}) = 'number' THEN {v}::text::float8 END AS {f}"
+            ).format(v=value, t=t, u=u, f=f)
+        )
+        cells.append(
+            _json(sql.SQL("v.{}").format(t), value, sql.SQL("v.{}").format(u),
+                  sql.SQL("v.{}").format(f))
+        )  # fmt: skip
+    # OFFSET 0 keeps the subquery from being folded back into the cells' expressions.
+    lateral = sql.SQL(" CROSS JOIN LATERAL (SELECT {} OFFSET 0) v").format(
+        sql.SQL(", ").join(columns)
     )
+    return lateral, cells
 
 
 def _timestamp(expr: sql.Composable) -> sql.Composed:
@@ -230,12 +324,12 @@ def _judgments(campaign: Campaign, filters: dict[str, Any]) -> sql.Composed:
     return sql.SQL("{} AND j.id IN ({})").format(where, sql.SQL(chosen))
 
 
-def _reviewers(labels: dict[int, str]) -> sql.Composed:
-    """The reviewers' cells as a relation r(id, cell)."""
-    ids = list(labels)
-    cells = [_line([labels[pk], ""])[: -len(",\r\n")] for pk in ids]
-    return sql.SQL("unnest({}::bigint[], {}::text[]) r(id, cell)").format(
-        sql.Literal(ids), sql.Literal(cells)
+def _reviewer_cell(labels: dict[int, str]) -> sql.Composed:
+    """The reviewer's cell, looked up by id in a constant JSON object (parsed once per query; a
+    binary search per row, where a join would take a hash table or a scan per row)."""
+    cells = {str(pk): _line([label, ""])[: -len(",\r\n")] for pk, label in labels.items()}
+    return sql.SQL("coalesce({}::jsonb ->> j.reviewer_id::text, '')").format(
+        sql.Literal(json.dumps(cells))
     )
 
 
@@ -246,10 +340,11 @@ def _csv_query(
     columns = writing.score_columns(campaign.rubric.criteria)
     scores = [_score_value(name, target) for _, name, target in columns]
     metas = [_meta_value(key) for key in meta_keys]
+    lateral, json_cells = _values_once(scores + metas)
     cells = [
         _constant(campaign.slug),
         _text(sql.SQL("i.external_id")),
-        sql.SQL("coalesce(r.cell, '')"),
+        _reviewer_cell(labels),
         _text(sql.SQL("j.preference")),
         sql.SQL("CASE j.preference WHEN 'baseline' THEN {} WHEN 'candidate' THEN {} ELSE '' END")
         .format(_constant(baseline), _constant(candidate)),
@@ -260,27 +355,21 @@ def _csv_query(
         _text(sql.SQL("i.prompt")),
         _text(sql.SQL("b.text")),
         _text(sql.SQL("c.text")),
-        *_cells(scores),
+        *json_cells[: len(scores)],
         _text(sql.SQL("j.rationale")),
         _timestamp(sql.SQL("j.started_at")),
         _timestamp(sql.SQL("j.submitted_at")),
         _float(sql.SQL("j.duration_seconds")),
-        *_cells(scores + metas)[len(scores):],
+        *json_cells[len(scores):],
     ]  # fmt: skip
     return sql.SQL(
         "SELECT concat_ws(',', {cells}) FROM reviews_judgment j"
         " JOIN datasets_item i ON i.id = j.item_id"
-        " JOIN reviews_assignment a ON a.id = j.assignment_id"
-        " JOIN reviews_campaignitem ci ON ci.id = a.campaign_item_id"
+        " JOIN reviews_campaignitem ci ON ci.campaign_id = j.campaign_id AND ci.item_id = j.item_id"
         " JOIN datasets_response b ON b.id = ci.baseline_response_id"
-        " JOIN datasets_response c ON c.id = ci.candidate_response_id"
-        " LEFT JOIN {reviewers} ON r.id = j.reviewer_id"
+        " JOIN datasets_response c ON c.id = ci.candidate_response_id{lateral}"
         " WHERE {where} ORDER BY j.id"
-    ).format(
-        cells=sql.SQL(", ").join(cells),
-        reviewers=_reviewers(labels),
-        where=_judgments(campaign, filters),
-    )
+    ).format(cells=sql.SQL(", ").join(cells), lateral=lateral, where=_judgments(campaign, filters))
 
 
 def _tidy_query(
@@ -310,18 +399,108 @@ def _tidy_query(
         )
     )
     return sql.SQL(
-        "SELECT concat_ws(',', {slug}, {item}, coalesce(r.cell, ''), t.criterion, t.target,"
+        "SELECT concat_ws(',', {slug}, {item}, {reviewer}, t.criterion, t.target,"
         " {value}) FROM reviews_judgment j"
         " JOIN datasets_item i ON i.id = j.item_id"
-        " LEFT JOIN {reviewers} ON r.id = j.reviewer_id"
         " CROSS JOIN (VALUES {pairs}) t(n, criterion, target)"
         " WHERE {where} AND {present} ORDER BY j.id, t.n"
     ).format(
         slug=_constant(campaign.slug),
         item=_text(sql.SQL("i.external_id")),
         value=value,
-        reviewers=_reviewers(labels),
+        reviewer=_reviewer_cell(labels),
         pairs=pairs,
         where=_judgments(campaign, filters),
         present=present,
     )
+
+
+# ---------------------------------------------------------------------------------------------
+# JSON lines, as ``writing.jsonl_lines`` writes them: json.dumps(ensure_ascii=False) of each row
+# keyed by the CSV header. PostgreSQL's to_json escapes a string exactly as json.dumps does
+# (the quote, the backslash, \b \f \n \r \t, other control characters as \u00xx).
+
+
+def _js_text(expr: sql.Composable) -> sql.Composed:
+    return sql.SQL("coalesce(to_json({})::text, 'null')").format(expr)
+
+
+def _js_constant(value: Any) -> sql.Literal:
+    return sql.Literal(json.dumps(value, ensure_ascii=False))
+
+
+def _js_value(
+    text: sql.Composable, *, objects_as_text: bool, number: sql.Composable | None = None
+) -> sql.Composed:
+    """A JSON value as json.dumps writes what json.loads made of it: strings, integers, true,
+    false and null as PostgreSQL writes them, a decimal as a float's repr; an object or array
+    as its JSON text, or (metadata: ``writing._cell``) as a string holding that text."""
+    nested = _js_text(text) if objects_as_text else text
+    return sql.SQL(
+        "CASE WHEN {t} IS NULL THEN 'null' ELSE CASE left({t}, 1)"
+        " WHEN '{{' THEN {nested} WHEN '[' THEN {nested}"
+        " WHEN '\"' THEN {t} WHEN 't' THEN {t} WHEN 'f' THEN {t} WHEN 'n' THEN {t}"
+        " ELSE CASE WHEN strpos({t}, '.') = 0 THEN {t} ELSE {float} END END END"
+    ).format(
+        t=text,
+        nested=nested,
+        float=_float(number or sql.SQL("({}::float8)").format(text), _JSON_SPECIALS),
+    )
+
+
+def _js_timestamp(expr: sql.Composable) -> sql.Composed:
+    return sql.SQL("CASE WHEN {x} IS NULL THEN 'null' ELSE '\"' || {iso} || '\"' END").format(
+        x=expr, iso=_timestamp(expr)
+    )
+
+
+def _jsonl_query(
+    campaign: Campaign, filters: dict[str, Any], labels: dict[int, str], meta_keys: list[str]
+) -> sql.Composed:
+    baseline, candidate = campaign.baseline.name, campaign.candidate.name
+    columns = writing.score_columns(campaign.rubric.criteria)
+    names = {str(pk): json.dumps(label, ensure_ascii=False) for pk, label in labels.items()}
+    scores = [_score_value(name, target) for _, name, target in columns]
+    lateral, _ = _values_once(scores + [_meta_value(key) for key in meta_keys])
+    # The values' JSON text and float, worked out once per row (see _values_once).
+    once = [
+        {"text": sql.SQL("v.{}").format(sql.Identifier(f"t{n}")),
+         "number": sql.SQL("v.{}").format(sql.Identifier(f"f{n}"))}
+        for n in range(len(scores) + len(meta_keys))
+    ]  # fmt: skip
+    values = [
+        _js_constant(campaign.slug),
+        _js_text(sql.SQL("i.external_id")),
+        sql.SQL("coalesce({}::jsonb ->> j.reviewer_id::text, 'null')").format(
+            sql.Literal(json.dumps(names))
+        ),
+        _js_text(sql.SQL("j.preference")),
+        sql.SQL("CASE j.preference WHEN 'baseline' THEN {} WHEN 'candidate' THEN {}"
+                " ELSE 'null' END").format(_js_constant(baseline), _js_constant(candidate)),
+        sql.SQL("CASE WHEN j.candidate_left THEN {} ELSE {} END")
+        .format(_js_constant(candidate), _js_constant(baseline)),
+        _js_constant(baseline),
+        _js_constant(candidate),
+        _js_text(sql.SQL("i.prompt")),
+        _js_text(sql.SQL("b.text")),
+        _js_text(sql.SQL("c.text")),
+        *(_js_value(**cell, objects_as_text=False) for cell in once[: len(scores)]),
+        _js_text(sql.SQL("j.rationale")),
+        _js_timestamp(sql.SQL("j.started_at")),
+        _js_timestamp(sql.SQL("j.submitted_at")),
+        _float(sql.SQL("j.duration_seconds"), _JSON_SPECIALS),
+        *(_js_value(**cell, objects_as_text=True) for cell in once[len(scores) :]),
+    ]  # fmt: skip
+    header = writing.export_columns(campaign, meta_keys)
+    pairs = [
+        sql.SQL("{} || {}").format(sql.Literal(json.dumps(key, ensure_ascii=False) + ": "), value)
+        for key, value in zip(header, values, strict=True)
+    ]
+    return sql.SQL(
+        "SELECT '{{' || concat_ws(', ', {pairs}) || '}}' FROM reviews_judgment j"
+        " JOIN datasets_item i ON i.id = j.item_id"
+        " JOIN reviews_campaignitem ci ON ci.campaign_id = j.campaign_id AND ci.item_id = j.item_id"
+        " JOIN datasets_response b ON b.id = ci.baseline_response_id"
+        " JOIN datasets_response c ON c.id = ci.candidate_response_id{lateral}"
+        " WHERE {where} ORDER BY j.id"
+    ).format(pairs=sql.SQL(", ").join(pairs), lateral=lateral, where=_judgments(campaign, filters))

@@ -108,7 +108,7 @@ def _create(campaign, reviewer, fresh, mine, item, left, kind) -> Assignment:
         reviewer=reviewer,
         candidate_left=left,
         position=(mine["top"] + 1) if mine["top"] is not None else 0,
-        rubric_version=fresh["rubric__version"],
+        rubric_version=fresh["rubric_version"],
         instructions_version=fresh["instructions_version"],
         kind=kind,
     )

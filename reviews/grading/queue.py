@@ -51,6 +51,7 @@ def queue_rows(user) -> list[QueueRow]:
     """The reviewer's campaigns × batches with progress (three queries)."""
     counts = list(
         Assignment.objects.filter(reviewer=user)
+        .exclude(status=Assignment.Status.EXPIRED)  # a claim that went back is not theirs
         .values("campaign_id", "batch__name", "batch__number", "batch__due_date")
         .annotate(
             total=Count("id"),

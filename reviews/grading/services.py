@@ -59,6 +59,13 @@ ALREADY_SAVED = "This answer was already saved."
 SAVED_WHILE_PAUSED = (
     "Saved. The campaign has been paused by the evaluation lead, so no new items are served."
 )
+CLAIM_EXPIRED = (
+    "Your time on that item ran out and it went back to the pool, so this answer was not "
+    "saved. Here is your next item."
+)
+CLAIM_RAN_OUT = (
+    "Your time on that item ran out and it went back to the pool. Here is your next item."
+)
 
 
 @dataclass(frozen=True)
@@ -302,7 +309,9 @@ def submit_judgment(
     criteria = campaign.rubric.criteria
     try:
         with transaction.atomic():
-            current_pk, current_revision, current_key = _lock_with_current(assignment.pk)
+            current_pk, current_revision, current_key, status = _lock_with_current(assignment.pk)
+            if status == Assignment.Status.EXPIRED:
+                raise ValidationError(CLAIM_EXPIRED, code="expired")
             if current_key == ticket.submission_key:
                 # The same ticket again (a double click, a network retry): the stored answer.
                 stored = Judgment.objects.get(pk=current_pk)
@@ -359,15 +368,16 @@ def submit_judgment(
 
 
 _LOCK_WITH_CURRENT = (
-    "SELECT j.id, j.revision, j.submission_key FROM reviews_assignment a"
+    "SELECT j.id, j.revision, j.submission_key, a.status FROM reviews_assignment a"
     " LEFT JOIN reviews_judgment j ON j.assignment_id = a.id AND j.is_current"
     " WHERE a.id = %s"
 )
 
 
-def _lock_with_current(assignment_id: int) -> tuple[int | None, int, str | None]:
+def _lock_with_current(assignment_id: int) -> tuple[int | None, int, str | None, str]:
     """Lock the assignment's row for this transaction and read its current judgment's id,
-    revision (0 without one) and submission key. One SQL statement: through the ORM, the lock and
+    revision (0 without one) and submission key, and the assignment's status (under the lock: a
+    claim that expired meanwhile is seen expired). One SQL statement: through the ORM, the lock and
     the lookup were two queries and ~1.5 ms of CPU per submission (measured)."""
     # SQLite has no row locks: its write transactions (IMMEDIATE) lock the whole database.
     sql = _LOCK_WITH_CURRENT
@@ -375,8 +385,8 @@ def _lock_with_current(assignment_id: int) -> tuple[int | None, int, str | None]
         sql += " FOR UPDATE OF a"
     with connection.cursor() as cursor:
         cursor.execute(sql, [assignment_id])
-        pk, revision, key = cursor.fetchone()
-    return pk, revision or 0, key
+        pk, revision, key, status = cursor.fetchone()
+    return pk, revision or 0, key, status
 
 
 def count_judgments(campaign_id: int, n: int) -> bool:
@@ -408,19 +418,23 @@ def after_judgment_saved(campaign: Campaign) -> None:
 
 
 def queue_aggregation(campaign: Campaign) -> None:
-    """After commit; a broker outage is logged (evalsite.queue) and gives the claimed count
-    back, so that the next judgment tries again (and the nightly run catches up meanwhile)."""
-    transaction.on_commit(partial(_send_aggregation, campaign.pk))
+    """After commit and off the request (evalsite.queue.send_after_response); a broker outage is
+    logged and gives the claimed count back, so that the next judgment tries again (and the
+    nightly run catches up meanwhile)."""
+    from evalsite.queue import send_after_response
+
+    send_after_response(
+        "reviews.aggregate_campaign",
+        campaign.pk,
+        on_failure=partial(_give_the_count_back, campaign.pk),
+    )
 
 
-def _send_aggregation(campaign_id: int) -> None:
-    from evalsite.queue import send_safely
-
-    if not send_safely("reviews.aggregate_campaign", campaign_id):
-        every = settings.AGGREGATE_EVERY_N_JUDGMENTS
-        Campaign.objects.filter(pk=campaign_id).update(
-            judgments_since_report=F("judgments_since_report") + every
-        )
+def _give_the_count_back(campaign_id: int) -> None:
+    every = settings.AGGREGATE_EVERY_N_JUDGMENTS
+    Campaign.objects.filter(pk=campaign_id).update(
+        judgments_since_report=F("judgments_since_report") + every
+    )
 
 
 def skip_assignment(*, assignment: Assignment, reason: str) -> bool:

@@ -34,6 +34,10 @@ def start(request, public_id):
 @role_required(REVIEWER)
 def grade(request, token):
     assignment = access.assignment_for_reviewer(request.user, token)
+    if assignment.status == Assignment.Status.EXPIRED:
+        # A pull-mode claim left past its timeout went back to the pool: on to the next item.
+        messages.info(request, grading.CLAIM_RAN_OUT)
+        return redirect_to_next(request, assignment.campaign)
     if assignment.reviewer_paused and assignment.status == Assignment.Status.PENDING:
         messages.info(request, qualification.PAUSED_MESSAGE)
         return redirect("reviews:queue")

@@ -405,3 +405,32 @@ def test_an_error_late_in_the_file_leaves_no_rows_and_no_systems(write):
     assert not Dataset.objects.exists()
     assert not System.objects.exists()
     assert not Item.objects.exists()
+
+
+def test_an_unchanged_file_is_recognised_by_its_hash_without_reading_a_row(write):
+    path = write("pairs.csv", csv_text(wide_rows(12)))
+    first = run_import(path)
+    from datasets.importing.parsing import PairsFile
+
+    with mock.patch.object(PairsFile, "rows", side_effect=AssertionError("rows were read")):
+        again = run_import(path)
+    assert again["rows_unchanged"] == again["rows"] == 12
+    assert (again["items_created"], again["responses_created"]) == (0, 0)
+    assert (again["form"], again["systems"]) == (first["form"], first["systems"])
+
+    # Another setting or another byte: the rows are read and checked again.
+    with mock.patch.object(PairsFile, "rows", side_effect=AssertionError("rows were read")):
+        with pytest.raises(AssertionError, match="rows were read"):
+            run_import(path, redact_pii=True)
+        changed = write("pairs.csv", csv_text(wide_rows(12)) + "\n")
+        with pytest.raises(AssertionError, match="rows were read"):
+            run_import(changed)
+
+
+def test_a_file_that_failed_is_not_remembered(write):
+    rows = wide_rows(5)
+    rows[3]["response_b"] = ""
+    path = write("pairs.csv", csv_text(rows))
+    failed_import(path)
+    run_import(write("ok.csv", csv_text(wide_rows(5))))  # the dataset now exists
+    assert failed_import(path)  # still checked, still refused

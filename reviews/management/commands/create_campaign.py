@@ -1,7 +1,7 @@
 """python manage.py create_campaign --name NAME --dataset NAME --baseline SYSTEM --candidate SYSTEM
 [--rubric PATH] [--overlap K] [--margin 0.05] [--seed N] [--gold-rate R] [--repeat-rate R]
-[--qualify N --min-accuracy A] [--reviewer-title TITLE] [--mask-pattern PATTERN ...]; prints
-the campaign's slug last."""
+[--qualify N --min-accuracy A] [--claim-timeout MINUTES] [--reviewer-title TITLE]
+[--mask-pattern PATTERN ...]; prints the campaign's slug last."""
 
 import json
 from pathlib import Path
@@ -68,6 +68,14 @@ class Command(BaseCommand):
             help="One more masking pattern (RE2 syntax, ignoring case), besides the systems' names "
             "and vendor phrases; repeat for more.",
         )
+        parser.add_argument(
+            "--claim-timeout",
+            type=int,
+            default=30,
+            metavar="MINUTES",
+            help="Pull mode: a claimed item not answered within this returns to the pool "
+            "(default 30).",
+        )
 
     def handle(self, *args, **options):
         dataset = Dataset.objects.filter(name=options["dataset"]).first()
@@ -96,6 +104,7 @@ class Command(BaseCommand):
                     *default_mask_patterns([baseline.name, candidate.name]),
                     *options["mask_pattern"],
                 ],
+                claim_timeout_minutes=options["claim_timeout"],
             )
         except ValidationError as exc:
             raise CommandError(" ".join(exc.messages)) from exc
