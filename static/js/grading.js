@@ -78,7 +78,11 @@
 
   function submitForm() {
     var form = document.getElementById("judgment-form");
-    if (form) form.requestSubmit();
+    if (!form) return;
+    // htmx wires up swapped-in content when it settles, ~20 ms after the swap that gave the
+    // heading its focus: a key pressed in between would post the form natively (a full page).
+    if (window.htmx) window.htmx.process(form);
+    form.requestSubmit();
   }
 
   document.addEventListener("submit", function (event) {
