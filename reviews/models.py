@@ -291,7 +291,8 @@ class Judgment(models.Model):
     )
     # False for imported judgments whose file did not say which system was shown on the left:
     # candidate_left is then a placeholder, kept out of the position-bias check.
-    placement_known = models.BooleanField(default=True)
+    # A database default too, so rows written in bulk SQL (benchmarks, faults) need not name it.
+    placement_known = models.BooleanField(default=True, db_default=True)
     # The form's one-time key: a retried or doubled POST carries the same one.
     submission_key = models.CharField(max_length=64, unique=True)
 

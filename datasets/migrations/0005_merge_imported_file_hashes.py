@@ -4,11 +4,9 @@ from django.db import migrations
 
 
 class Migration(migrations.Migration):
-
     dependencies = [
-        ('datasets', '0003_dataset_imported_file_hashes'),
-        ('datasets', '0004_merge_item_count_and_gold'),
+        ("datasets", "0003_dataset_imported_file_hashes"),
+        ("datasets", "0004_merge_item_count_and_gold"),
     ]
 
-    operations = [
-    ]
+    operations = []

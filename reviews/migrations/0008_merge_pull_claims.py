@@ -4,11 +4,9 @@ from django.db import migrations
 
 
 class Migration(migrations.Migration):
-
     dependencies = [
-        ('reviews', '0004_pull_claims_and_streamed_exports'),
-        ('reviews', '0007_merge_reviewer_title'),
+        ("reviews", "0004_pull_claims_and_streamed_exports"),
+        ("reviews", "0007_merge_reviewer_title"),
     ]
 
-    operations = [
-    ]
+    operations = []

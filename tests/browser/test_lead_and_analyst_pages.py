@@ -91,7 +91,9 @@ def test_lead_pages(page, live_server, demo, console_errors):
     assert console_errors == []
 
 
-def test_recompute_shows_the_new_figures_without_a_reload(page, live_server, demo, console_errors):
+def test_recompute_shows_the_new_figures_without_a_reload(
+    page, live_server, demo, console_errors, tasks_run_at_once
+):
     pilot = demo["pilot"]
     Report.objects.filter(campaign=pilot).delete()
     sign_in(page, live_server, "analyst@example.org")

@@ -66,8 +66,9 @@ BUILD = [
     """,
     """
     INSERT INTO reviews_campaignitem
-        (campaign_id, item_id, baseline_response_id, candidate_response_id, slots_taken)
-    SELECT %(campaign)s, i.id, b.id, c.id, %(overlap)s
+        (campaign_id, item_id, baseline_response_id, candidate_response_id, slots_taken,
+         random_key)
+    SELECT %(campaign)s, i.id, b.id, c.id, %(overlap)s, floor(random() * 2147483647)::int
     FROM datasets_item i
     JOIN datasets_response b ON b.item_id = i.id AND b.system_id = %(baseline)s
     JOIN datasets_response c ON c.item_id = i.id AND c.system_id = %(candidate)s

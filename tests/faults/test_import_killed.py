@@ -85,8 +85,14 @@ def test_an_import_job_killed_half_way_imports_nothing_shows_failed_and_runs_aga
 
     assert counts("Support") == before
     client = client_for(lead)
+    # The page polls: PostgreSQL frees the dead worker's advisory lock once it notices the
+    # connection is gone, a moment after the kill.
+    wait_for(
+        lambda: "Nothing was imported" in client.get(reverse("datasets:job", args=[job.pk])).text,
+        timeout=30,
+        what="the job page to say the import stopped",
+    )
     page = client.get(reverse("datasets:job", args=[job.pk])).text
-    assert "Nothing was imported" in page
     assert "stopped before finishing" in page
     assert 'value="retry"' in page
     job.refresh_from_db()
