@@ -221,6 +221,8 @@ class Assignment(models.Model):
     kind = models.CharField(max_length=10, choices=Kind, default=Kind.LIVE, db_default="live")
     flagged = models.BooleanField(default=False)
     flag_note = models.TextField(blank=True)
+    # When the item was last flagged (the flags-and-skips CSV); None for flags raised before.
+    flagged_at = models.DateTimeField(null=True, blank=True)
     created_at = models.DateTimeField(auto_now_add=True)
     completed_at = models.DateTimeField(null=True, blank=True)
     # When a pull-mode claim took the slot (None for assigned batches, which never expire).
