@@ -8,15 +8,16 @@ command stream; on PostgreSQL, CSV and tidy lines built by the server, see revie
                    [--format csv|jsonl|tidy] [--python] [--runs 3]
 
 Builds (once per N, reused afterwards: ~11 minutes for 1,000,000) a campaign with N current
-judgments (overlap 3, 60 reviewers, the default rubric, two metadata keys), exports it to
+judgments (overlap 3, 60 reviewers, the default rubric, two item metadata keys, three per
+response: six baseline_meta / candidate_meta columns), exports it to
 /dev/null and prints the seconds, the seconds to the first row, and the process's peak RSS
 before and after the export. ``--python`` times the row-by-row Python path instead (what SQLite
 uses). Run it again after a build: the build's own memory counts in that run's peak.
 
 Beside it, in the same run (alternating, ``--runs`` times each, min / median): the machine's
 limit, a ``COPY (SELECT …) TO STDOUT`` of the same rows with the same joins (the judgment's
-columns, the item's id, prompt and metadata, both responses' texts), as plain columns for CSV
-and tidy, through ``row_to_json`` for JSONL, planned as PostgreSQL likes.
+columns, the item's id, prompt and metadata, both responses' texts and metadata), as plain
+columns for CSV and tidy, through ``row_to_json`` for JSONL, planned as PostgreSQL likes.
 """
 
 import argparse
@@ -98,7 +99,14 @@ def build(n: int) -> Campaign:
             )
             responses = Response.objects.bulk_create(
                 Response(
-                    item=item, system=system, text=f"{system.name} answers {item.external_id}: " * 8
+                    item=item,
+                    system=system,
+                    text=f"{system.name} answers {item.external_id}: " * 8,
+                    metadata={
+                        "latency_ms": 400 + item.pk % 900,
+                        "tokens": 80 + item.pk % 50,
+                        "auto_preference": ("a", "b", "tie")[item.pk % 3],
+                    },
                 )
                 for item in items
                 for system in (base, cand)
@@ -172,7 +180,8 @@ def copy_limit(campaign: Campaign, kind: str) -> tuple[float, float]:
     columns = (
         "j.id, j.reviewer_id, j.preference, j.candidate_left, j.scores, j.rationale,"
         " j.started_at, j.submitted_at, j.duration_seconds, i.external_id, i.prompt,"
-        " i.metadata, b.text AS baseline_text, c.text AS candidate_text"
+        " i.metadata, b.text AS baseline_text, c.text AS candidate_text,"
+        " b.metadata AS baseline_meta, c.metadata AS candidate_meta"
     )
     query = (
         f"SELECT {columns} FROM reviews_judgment j"  # noqa: S608 - fixed SQL

@@ -90,9 +90,9 @@ class Campaign(models.Model):
     min_accuracy = models.FloatField(null=True, blank=True)
     # How many of its items are gold (set at creation): pull mode skips the gold reads without.
     gold_items = models.PositiveIntegerField(default=0, db_default=0)
-    # The campaign items' metadata keys and whether the SQL export writes their values exactly,
-    # {"keys": [...], "exact": bool}: worked out on the first export (reviews.exports.sql), as
-    # imported items never change.
+    # The campaign items' metadata keys, their responses' and whether the SQL export writes their
+    # values exactly, {"keys": [...], "response_keys": [...], "exact": bool}: worked out on the
+    # first export (reviews.exports.sql), as imported items and responses never change.
     export_metadata = models.JSONField(null=True, blank=True, editable=False)
     # Pull mode: a claimed slot not answered within this many minutes goes back to the pool.
     claim_timeout_minutes = models.PositiveIntegerField(default=30)
@@ -221,6 +221,8 @@ class Assignment(models.Model):
     kind = models.CharField(max_length=10, choices=Kind, default=Kind.LIVE, db_default="live")
     flagged = models.BooleanField(default=False)
     flag_note = models.TextField(blank=True)
+    # When the item was last flagged (the flags-and-skips CSV); None for flags raised before.
+    flagged_at = models.DateTimeField(null=True, blank=True)
     created_at = models.DateTimeField(auto_now_add=True)
     completed_at = models.DateTimeField(null=True, blank=True)
     # When a pull-mode claim took the slot (None for assigned batches, which never expire).

@@ -11,6 +11,7 @@ from typing import Any
 from django.contrib.auth.models import AbstractBaseUser
 
 from reviews.audit.events import record_audit
+from reviews.campaigns.flags import flag_rows
 from reviews.exports import sql as export_sql
 from reviews.exports.writing import csv_lines, python_pieces
 from reviews.models import Campaign, ExportLog
@@ -95,6 +96,28 @@ def _counted(log: ExportLog, pieces: Iterator[tuple[str, int]]) -> Iterator[str]
             close()
         ExportLog.objects.filter(pk=log.pk).update(row_count=n)
         log.row_count = n
+
+
+def start_flags_export(
+    *, campaign: Campaign, pseudonymise: bool, user: AbstractBaseUser | None = None
+) -> tuple[ExportLog, Iterator[str]]:
+    """Log a download of the campaign's flags and skips like any export (ExportLog kind
+    "flags" and an "export" AuditEvent) and return the log and its CSV lines, formulas
+    defused; the log's row_count is set when the lines run out."""
+    actor = user if user is not None and user.is_authenticated else None
+    log = ExportLog.objects.create(user=actor, campaign=campaign, kind="flags")
+    record_audit(
+        actor, "export", campaign=campaign, target=f"campaign:{campaign.slug}", kind="flags",
+        pseudonymised=pseudonymise,
+    )  # fmt: skip
+    return log, _counted(log, _flag_pieces(campaign, pseudonymise))
+
+
+def _flag_pieces(campaign: Campaign, pseudonymise: bool) -> Iterator[tuple[str, int]]:
+    lines = csv_lines(flag_rows(campaign=campaign, pseudonymise=pseudonymise))
+    yield next(lines), 0  # the header counts as no row
+    for line in lines:
+        yield line, 1
 
 
 def campaign_for_export(slug: str) -> Campaign:

@@ -10,4 +10,5 @@ urlpatterns = [
     path("<slug:slug>/download/", export_views.download, name="download"),
     path("<slug:slug>/import/", export_views.import_upload, name="import"),
     path("<slug:slug>/report.csv", export_views.report_csv, name="report-csv"),
+    path("<slug:slug>/flags.csv", export_views.flags_csv, name="flags-csv"),
 ]

@@ -76,6 +76,19 @@ def report_csv(request, slug):
     return response
 
 
+@role_required(LEAD, ANALYST)
+def flags_csv(request, slug):
+    """Every flag and skip of the campaign, one a row; streamed and logged like every export.
+    Analysts see reviewers' pseudonyms, as in the judgments export."""
+    campaign = access.campaign_for_reports(request.user, slug)
+    _, lines = exports.start_flags_export(
+        campaign=campaign, pseudonymise=not has_role(request.user, LEAD), user=request.user
+    )
+    response = StreamingHttpResponse(lines, content_type=exports.CONTENT_TYPES["csv"])
+    response["Content-Disposition"] = f'attachment; filename="{campaign.slug}-flags.csv"'
+    return response
+
+
 @role_required(LEAD)
 def export_log(request):
     """Who exported what, newest first."""

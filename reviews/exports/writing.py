@@ -4,7 +4,7 @@ cannot match them byte for byte; ``services`` picks the path."""
 
 import csv
 import json
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Sequence
 from datetime import date, datetime
 from typing import Any
 
@@ -61,12 +61,24 @@ def score_columns(criteria: list[dict]) -> list[tuple[str, str, str]]:
 
 def metadata_keys(campaign: Campaign) -> list[str]:
     """The sorted item metadata keys of the campaign's items (one query, streamed)."""
+    return export_keys(campaign)[0]
+
+
+def export_keys(campaign: Campaign) -> tuple[list[str], list[str]]:
+    """The sorted metadata keys of the campaign's items, and those of their two responses
+    (latency, tokens, a judge's verdicts…; one set for both sides): one query, streamed."""
     keys: set[str] = set()
-    rows = CampaignItem.objects.filter(campaign=campaign).values_list("item__metadata", flat=True)
-    for metadata in rows.iterator(chunk_size=CHUNK_SIZE):
+    response_keys: set[str] = set()
+    rows = CampaignItem.objects.filter(campaign=campaign).values_list(
+        "item__metadata", "baseline_response__metadata", "candidate_response__metadata"
+    )
+    for metadata, *responses in rows.iterator(chunk_size=CHUNK_SIZE):
         if metadata:
             keys.update(metadata)
-    return sorted(keys)
+        for response in responses:
+            if isinstance(response, dict):
+                response_keys.update(response)
+    return sorted(keys), sorted(response_keys)
 
 
 def current_judgments(campaign: Campaign, filters: dict[str, Any]) -> QuerySet[Judgment]:
@@ -109,7 +121,11 @@ def reviewer_ids_named(campaign: Campaign, label: str) -> list[int]:
     return [pk for pk, name in both if label in (name, reviewer_pseudonym(pk))]
 
 
-def export_columns(campaign: Campaign, meta_keys: list[str]) -> list[str]:
+def export_columns(
+    campaign: Campaign, meta_keys: list[str], response_keys: Sequence[str] = ()
+) -> list[str]:
+    """The design's Export CSV columns, then (after ``meta.<key>``, so scripts that read the
+    columns by position keep working) ``baseline_meta.<key>`` and ``candidate_meta.<key>``."""
     return [
         "campaign",
         "item_id",
@@ -128,6 +144,8 @@ def export_columns(campaign: Campaign, meta_keys: list[str]) -> list[str]:
         "submitted_at",
         "duration_seconds",
         *(f"meta.{key}" for key in meta_keys),
+        *(f"baseline_meta.{key}" for key in response_keys),
+        *(f"candidate_meta.{key}" for key in response_keys),
     ]
 
 
@@ -137,9 +155,9 @@ def export_rows(
     """The header, then one row per current judgment (the design's Export CSV columns), values
     as Python objects (numbers stay numbers, missing values are None). Reviewers are named by
     ``reviewer_pseudonym`` when ``pseudonymise``, else by email."""
-    meta_keys = metadata_keys(campaign)
+    meta_keys, response_keys = export_keys(campaign)
     scores = score_columns(campaign.rubric.criteria)
-    yield export_columns(campaign, meta_keys)
+    yield export_columns(campaign, meta_keys, response_keys)
     baseline, candidate = campaign.baseline.name, campaign.candidate.name
     preferred = {"baseline": baseline, "candidate": candidate}
     reviewer_fields = () if pseudonymise else ("reviewer__email", "reviewer__username")
@@ -157,16 +175,19 @@ def export_rows(
         "submitted_at",
         "duration_seconds",
         "item__metadata",
+        "assignment__campaign_item__baseline_response__metadata",
+        "assignment__campaign_item__candidate_response__metadata",
         *reviewer_fields,
     )
     names: dict[int, str] = {}
     for row in rows.iterator(chunk_size=CHUNK_SIZE):
         reviewer_id, item_id, preference, candidate_left, prompt, b_text, c_text = row[:7]
         judgment_scores, rationale, started_at, submitted_at, duration, metadata = row[7:13]
+        b_meta, c_meta = (m if isinstance(m, dict) else {} for m in row[13:15])
         name = names.get(reviewer_id)
         if name is None:
             name = names[reviewer_id] = (
-                reviewer_pseudonym(reviewer_id) if pseudonymise else (row[13] or row[14])
+                reviewer_pseudonym(reviewer_id) if pseudonymise else (row[15] or row[16])
             )
         judgment_scores = judgment_scores or {}
         metadata = metadata or {}
@@ -188,6 +209,8 @@ def export_rows(
             _iso(submitted_at),
             duration,
             *(_cell(metadata.get(key)) for key in meta_keys),
+            *(_cell(b_meta.get(key)) for key in response_keys),
+            *(_cell(c_meta.get(key)) for key in response_keys),
         ]
 
 

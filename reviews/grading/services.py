@@ -456,4 +456,6 @@ def skip_assignment(*, assignment: Assignment, reason: str) -> bool:
 
 def flag_assignment(*, assignment: Assignment, note: str) -> None:
     """Flag the item for the lead (it stays in the reviewer's queue)."""
-    Assignment.objects.filter(pk=assignment.pk).update(flagged=True, flag_note=note[:2000])
+    Assignment.objects.filter(pk=assignment.pk).update(
+        flagged=True, flag_note=note[:2000], flagged_at=timezone.now()
+    )

@@ -82,6 +82,7 @@ MATRIX = {
     "exports:download": ("get", slug, allowed(L, A)),
     # No report computed yet in the world: back to the report page with a message.
     "exports:report-csv": ("get", slug, allowed(L, A, ok=302)),
+    "exports:flags-csv": ("get", slug, allowed(L, A)),
     "reviews:campaign-webhook": ("get", slug, allowed(L)),
     # Every signed-in user manages their own API tokens (a token acts with its owner's roles).
     "tokens:list": ("get", None, {"anonymous": 302, "outsider": 200, R: 200, L: 200, A: 200}),

@@ -105,6 +105,37 @@ def test_columns_and_deblinding(campaign, reviewer):
     assert plain["campaign"] == campaign.slug
 
 
+def test_response_metadata_follows_the_item_metadata(campaign, reviewer):
+    first, second = CampaignItem.objects.filter(campaign=campaign).order_by("pk")[:2]
+    first.baseline_response.metadata = {"latency_ms": 812, "auto_preference": "=candidate"}
+    first.baseline_response.save(update_fields=["metadata"])
+    first.candidate_response.metadata = {"latency_ms": 1500.5, "tokens": 98}
+    first.candidate_response.save(update_fields=["metadata"])
+    judge(campaign, reviewer, first, candidate_left=True)
+    judge(campaign, reviewer, second)
+    text = export_text(campaign)
+    keys = ["auto_preference", "latency_ms", "tokens"]
+    assert text.splitlines()[0].split(",") == [
+        *COLUMNS,
+        *(f"baseline_meta.{key}" for key in keys),
+        *(f"candidate_meta.{key}" for key in keys),
+    ]
+    by_item = {row["item_id"]: row for row in rows_of(text)}
+    row = by_item[first.item.external_id]
+    assert row["baseline_meta.auto_preference"] == "'=candidate"  # defused
+    assert row["baseline_meta.latency_ms"] == "812"
+    assert row["baseline_meta.tokens"] == ""
+    assert row["candidate_meta.latency_ms"] == "1500.5"
+    assert row["candidate_meta.tokens"] == "98"
+    assert row["candidate_meta.auto_preference"] == ""
+    assert all(value == "" for key, value in by_item[second.item.external_id].items()
+               if "_meta." in key)  # fmt: skip
+    objects = [json.loads(line) for line in export_text(campaign, kind="jsonl").splitlines()]
+    flipped = next(o for o in objects if o["item_id"] == first.item.external_id)
+    assert flipped["candidate_meta.latency_ms"] == 1500.5
+    assert flipped["baseline_meta.tokens"] is None
+
+
 def test_only_current_judgments_of_the_campaign(campaign, build_campaign, reviewer):
     ci = CampaignItem.objects.filter(campaign=campaign).first()
     old = judge(campaign, reviewer, ci, preference="baseline")

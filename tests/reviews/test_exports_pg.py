@@ -46,6 +46,18 @@ METADATA = [
     {"category": "line\nbreak", "tier": 0, "score": 3.0, "nested": {"k": 'v\t"x"', "n": [1]}},
     {"category": "billing", "tier": "2", "score": 1e16},
 ]
+# The responses' metadata (latency, tokens, a judge's verdicts), baseline and candidate per item.
+RESPONSE_METADATA = [
+    (
+        {"latency_ms": 812, "tokens": 120, "auto_preference": "=candidate"},
+        {"latency_ms": 1500.5, "tokens": 98, "auto_correctness": 4},
+    ),
+    ({"latency_ms": 0.1, "note": 'one, "two"'}, {}),
+    ({}, {"auto_preference": "-tie", "cost_usd": 1e-7, "flags": ["a", "b, c"]}),
+    ({"tokens": None, "auto_ok": True}, {"tokens": 10**20, "auto_ok": False}),
+    ({"latency_ms": 1e16, "trace": {"id": 'x\t"y"', "n": [1]}}, {"latency_ms": "line\nbreak"}),
+    ({"latency_ms": 3.0}, {"latency_ms": -0.0}),
+]
 SCORES = [
     {"correctness": {"baseline": 4, "candidate": 2}, "refusal_ok": {"baseline": 0, "candidate": 1},
      "overall": {"pair": 7}, "tone": {"baseline": True, "candidate": False}},
@@ -80,9 +92,11 @@ def hostile(build_campaign, make_reviewers):
         ci.item.metadata = metadata
         ci.item.save(update_fields=["external_id", "prompt", "metadata"])
         ci.baseline_response.text = HOSTILE[(n + 2) % len(HOSTILE)]
-        ci.baseline_response.save(update_fields=["text"])
+        ci.baseline_response.metadata = RESPONSE_METADATA[n][0]
+        ci.baseline_response.save(update_fields=["text", "metadata"])
         ci.candidate_response.text = HOSTILE[(n + 3) % len(HOSTILE)] + HOSTILE[-3]
-        ci.candidate_response.save(update_fields=["text"])
+        ci.candidate_response.metadata = RESPONSE_METADATA[n][1]
+        ci.candidate_response.save(update_fields=["text", "metadata"])
     reviewers = make_reviewers(3)
     odd = factories.UserFactory(username="-odd,one", email="")
     reviewers.append(odd)
@@ -186,8 +200,15 @@ def test_hostile_campaign_covers_the_awkward_values(hostile):
     text = python_text(exports.campaign_for_export(hostile.slug), "csv", {}, False)
     for fragment in ("1234567890123456.5", "1e+16", "1000000000000000.0", "1e-05", "nan",
                      "inf", "1e-07", "100000000000000000000", "True", "'=2+3",
-                     "'-1", '"\'=base,""1"""', "'-odd,one", "\\\\x"):  # fmt: skip
+                     "'-1", '"\'=base,""1"""', "'-odd,one", "\\\\x", "'=candidate",
+                     "'-tie", "1500.5"):  # fmt: skip
         assert fragment in text, fragment
+    header = text.splitlines()[0].split(",")
+    keys = sorted({key for pair in RESPONSE_METADATA for side in pair for key in side})
+    first = header.index("baseline_meta." + keys[0])
+    assert header[first - 1].startswith("meta.")  # after the item metadata, nothing moved
+    assert header[first:] == [f"{side}_meta.{key}" for side in ("baseline", "candidate")
+                              for key in keys]  # fmt: skip
 
 
 def test_no_metadata_and_no_criteria(build_campaign, reviewer, monkeypatch):
@@ -264,12 +285,41 @@ def test_command_output_is_the_python_output(hostile, tmp_path):
     assert path.read_bytes() == python_text(campaign, "csv", {}, False).encode()
 
 
+def test_decimals_nested_in_response_metadata_fall_back_to_python(hostile, monkeypatch):
+    ci = CampaignItem.objects.filter(campaign=hostile).select_related("candidate_response").first()
+    ci.candidate_response.metadata = {"judge": {"confidence": 0.50}}
+    ci.candidate_response.save(update_fields=["metadata"])
+    campaign = exports.campaign_for_export(hostile.slug)
+    expected = python_text(campaign, "jsonl", {}, False)
+
+    def refuse(*args, **kwargs):
+        raise AssertionError("COPY used for metadata it cannot write exactly")
+
+    monkeypatch.setattr(export_sql, "_copy_pieces", refuse)
+    pieces = exports.export_pieces(campaign, kind="jsonl", filters={}, pseudonymise=False)
+    assert "".join(text for text, _ in pieces) == expected
+    assert '"candidate_meta.judge": "{\\"confidence\\": 0.5}"' in expected
+
+
+def test_a_cache_kept_before_response_keys_is_worked_out_again(hostile, monkeypatch):
+    campaign = exports.campaign_for_export(hostile.slug)
+    campaign.export_metadata = {"keys": writing.metadata_keys(campaign), "exact": True}
+    campaign.save(update_fields=["export_metadata"])
+    got = sql_text(campaign, "csv", {}, False, monkeypatch)
+    assert got == python_text(campaign, "csv", {}, False)
+    assert "candidate_meta.latency_ms" in got.splitlines()[0]
+    kept = exports.campaign_for_export(hostile.slug).export_metadata
+    assert kept["response_keys"] == writing.export_keys(campaign)[1]
+
+
 def test_the_items_metadata_keys_are_read_once_and_kept(hostile, monkeypatch):
     campaign = exports.campaign_for_export(hostile.slug)
     assert campaign.export_metadata is None
     first = sql_text(campaign, "csv", {}, True, monkeypatch)
     kept = exports.campaign_for_export(hostile.slug)
-    assert kept.export_metadata == {"keys": writing.metadata_keys(kept), "exact": True}
+    keys, response_keys = writing.export_keys(kept)
+    assert response_keys
+    assert kept.export_metadata == {"keys": keys, "response_keys": response_keys, "exact": True}
     with CaptureQueriesContext(connection) as queries:
         again = sql_text(kept, "csv", {}, True, monkeypatch)
     assert again == first == python_text(kept, "csv", {}, True)
