@@ -43,6 +43,16 @@ def test_the_design_rubric_is_valid_and_normalised():
     assert clean["criteria"][0]["pass_threshold"] == 4
 
 
+def test_a_refusal_criterion_may_name_the_refusal_metric_as_its_judge():
+    criterion = {"name": "refusal_ok", "kind": "binary", "judge": "refusal_metric"}
+    clean = rubrics.validate_rubric_json({"name": "r", "criteria": [criterion]})
+    assert clean["criteria"][0]["judge"] == "refusal_metric"
+    plain = rubrics.validate_rubric_json(
+        {"name": "r", "criteria": [{"name": "c", "kind": "binary"}]}
+    )
+    assert "judge" not in plain["criteria"][0]
+
+
 @pytest.mark.parametrize(
     ("criterion", "message"),
     [
@@ -56,6 +66,12 @@ def test_the_design_rubric_is_valid_and_normalised():
         ({"name": "has.dot", "kind": "binary"}, "name: letters"),
         ({"name": "c", "kind": "binary", "colour": "red"}, "unknown field(s) colour"),
         ({"name": "c", "kind": "binary", "required": "yes"}, "required: true or false"),
+        ({"name": "c", "kind": "binary", "judge": "gpt-4"}, "judge: one of refusal_metric"),
+        ({"name": "c", "kind": "binary", "per": "pair", "judge": "refusal_metric"}, "judge: only"),
+        (
+            {"name": "c", "kind": "scale", "min": 1, "max": 5, "judge": "refusal_metric"},
+            "judge: only",
+        ),
     ],
 )
 def test_invalid_criteria_are_reported_with_their_place(criterion, message):
