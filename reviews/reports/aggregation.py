@@ -109,6 +109,14 @@ def _judge_verdicts(items: pd.DataFrame, criterion: dict, i: int) -> tuple[dict,
     return {system: ~verdicts for system, verdicts in refused.items()}, REFUSAL_JUDGE
 
 
+def refusal_verdict(refused: Any, criterion: dict) -> bool | None:
+    """One response's stand-in verdict from its stored metrics.refusal (see _judge_verdicts)."""
+    value = _verdict(refused)
+    if value is None:
+        return None
+    return value if criterion.get("direction") == "lower_is_better" else not value
+
+
 def _verdict(value: Any) -> bool | None:
     """An automated verdict (1/0, true/false, pass/fail) as a bool; anything else as None."""
     if value is None:
