@@ -350,6 +350,7 @@ def criterion_rows(cal: dict[str, dict], rubric: list[dict]) -> list[dict[str, A
                 "lower_is_better": criterion.get("direction") == "lower_is_better",
                 "pass_threshold": criterion.get("pass_threshold"),
                 "critical": bool(entry.get("critical")),
+                "judge": entry.get("judge"),
                 "systems": systems,
                 "difference": entry["difference"],
                 "p_text": probability_text(entry["difference"]["p_non_inferior"]),

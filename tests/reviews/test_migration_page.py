@@ -308,7 +308,9 @@ def test_lead_creates_the_next_batch_from_unlabelled_items_stratified_on_the_jud
     assert "Create the next batch" not in html
 
 
-def test_the_next_batch_reads_the_refusal_metric_when_it_is_the_judge(undecided):
+def test_the_next_batch_reads_the_refusal_metric_when_it_is_the_judge(
+    undecided, client_for, analyst
+):
     """The same verdicts given as refusals (a refusal is a fail) to a criterion whose judge is
     the refusal metric: the plan stratifies on the metric, as it did on auto_correctness."""
     rubric = undecided.rubric
@@ -323,6 +325,8 @@ def test_the_next_batch_reads_the_refusal_metric_when_it_is_the_judge(undecided)
     report = aggregation.run_aggregation(campaign_id=undecided.pk)
     assert report.result["calibration"]["correctness"]["judge"] == "refusal_metric"
     assert report.result["decision"]["verdict"] == "need_more_labels"
+    html = client_for(analyst).get(page_url(undecided)).content.decode()
+    assert "judge: the built-in refusal metric" in html
 
     plan = migration.plan_next_batch(undecided, report)
 
