@@ -196,7 +196,7 @@ def test_lead_builds_a_rubric_with_ordered_criteria(client_for, lead):
             {**BLANK, "name": "overall", "label": "Better overall?", "per": "pair", "max": 7,
              "anchors": "1 = Baseline much better\n7: Candidate much better", "ORDER": "2"},
             {"kind": "binary", "per": "response", "direction": "higher_is_better",
-             "name": "refusal_ok", "optional": True, "ORDER": "1"},
+             "name": "refusal_ok", "optional": True, "refusal_judge": True, "ORDER": "1"},
             {**BLANK},  # the untouched blank row is not a criterion
         ]
     )  # fmt: skip
@@ -207,6 +207,9 @@ def test_lead_builds_a_rubric_with_ordered_criteria(client_for, lead):
     assert [c["name"] for c in rubric.criteria] == ["refusal_ok", "overall"]
     refusal_ok, overall = rubric.criteria
     assert refusal_ok["required"] is False
+    assert refusal_ok["judge"] == "refusal_metric"
+    assert "judge" not in overall
+    assert [row["refusal_judge"] for row in criteria_initial(rubric.criteria)] == [True, False]
     assert overall["anchors"] == {"1": "Baseline much better", "7": "Candidate much better"}
 
     page = client.get(response.url)
