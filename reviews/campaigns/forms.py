@@ -395,6 +395,11 @@ class CriterionForm(forms.Form):
     pass_threshold = forms.IntegerField(
         required=False, help_text="Scale only: values at or above it pass."
     )
+    refusal_judge = forms.BooleanField(
+        required=False,
+        label="Judge it by the built-in refusal metric",
+        help_text="When the pairs file has no auto_ verdicts for it; a refusal counts as a fail.",
+    )
     help = forms.CharField(max_length=1000, required=False, label="Help for reviewers")
 
     def clean_anchors(self) -> dict[str, str]:
@@ -424,6 +429,8 @@ class CriterionForm(forms.Form):
             criterion.update(min=data["min"], max=data["max"], anchors=data["anchors"])
             if data["pass_threshold"] is not None:
                 criterion["pass_threshold"] = data["pass_threshold"]
+        if data["refusal_judge"]:
+            criterion["judge"] = "refusal_metric"
         if data["help"].strip():
             criterion["help"] = data["help"].strip()
         return criterion
@@ -482,6 +489,7 @@ def criteria_initial(criteria: list[dict[str, Any]]) -> list[dict[str, Any]]:
                 "critical": bool(c.get("critical", False)),
                 "direction": c.get("direction", "higher_is_better"),
                 "pass_threshold": c.get("pass_threshold"),
+                "refusal_judge": c.get("judge") == "refusal_metric",
                 "help": c.get("help", ""),
                 "ORDER": order,
             }

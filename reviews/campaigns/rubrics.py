@@ -64,8 +64,12 @@ CRITERION_KEYS = frozenset(
         "critical",
         "pass_threshold",
         "help",
+        "judge",
     }
 )
+# `"judge": "refusal_metric"`: the built-in refusal metric stands in as the criterion's judge
+# verdict when the pairs file has no auto_<criterion> (reviews/reports/aggregation.py).
+JUDGES = ("refusal_metric",)
 # Changing any of these for a criterion makes stored scores mean something else.
 BINDING_KEYS = ("kind", "per", "min", "max")
 CRITERION_NAME = re.compile(r"^[A-Za-z][A-Za-z0-9_-]{0,63}$")
@@ -156,6 +160,8 @@ def _normalise_criterion(raw: object) -> tuple[dict[str, Any] | None, list[str]]
             if key in raw
         ]
     criterion.update(flags, direction=direction)
+    if "judge" in raw:
+        problems += _check_judge(raw, criterion)
     if help_text:
         criterion["help"] = help_text
     return (None if problems else criterion), problems
@@ -191,6 +197,19 @@ def _check_scale(raw: dict[str, Any], criterion: dict[str, Any]) -> list[str]:
         else:
             criterion["pass_threshold"] = threshold
     return problems
+
+
+def _check_judge(raw: dict[str, Any], criterion: dict[str, Any]) -> list[str]:
+    """A stand-in judge reads one verdict per response, so it needs a per-response criterion with a
+    pass / fail reading (binary, or a scale with pass_threshold)."""
+    if raw["judge"] not in JUDGES:
+        return [f"judge: one of {', '.join(JUDGES)}"]
+    if criterion["per"] != "response" or (
+        criterion["kind"] == "scale" and "pass_threshold" not in criterion
+    ):
+        return ["judge: only a per-response binary criterion, or a scale with pass_threshold"]
+    criterion["judge"] = raw["judge"]
+    return []
 
 
 def _is_int(value: object) -> bool:

@@ -42,6 +42,7 @@ PREFS_COLUMNS = [
 SCORES_COLUMNS = ["item_id", "reviewer", "criterion", "target", "value"]
 META_COLUMNS = ["item_id", "key", "value"]
 CHUNK = 20_000
+REFUSAL_JUDGE = "refusal_metric"
 _TRUE = {"1", "true", "pass", "yes", "1.0"}
 _FALSE = {"0", "false", "fail", "no", "0.0"}
 
@@ -70,6 +71,50 @@ def calibratable_criteria(rubric: list[dict]) -> list[dict]:
         if c.get("per", "response") == "response"
         and (c.get("kind") == "binary" or c.get("pass_threshold") is not None)
     ]
+
+
+def refusal_judged(criterion: dict) -> bool:
+    """Whether the built-in refusal metric (datasets/metrics.py) stands in as this criterion's
+    judge when the pairs file gave no auto_<criterion>: only on the rubric's explicit
+    `"judge": "refusal_metric"`. Not by name: a criterion called "refusal" may mean either
+    direction, and a stand-in judge moves the decision onto the calibrated basis."""
+    return criterion.get("judge") == REFUSAL_JUDGE
+
+
+def _judge_verdicts(items: pd.DataFrame, criterion: dict, i: int) -> tuple[dict, str | None]:
+    """Per system: item_id -> the judge's pass verdict, and which judge gave it: the pairs file's
+    auto_<criterion> ("auto_<name>"), else for a refusal-judged criterion the refusal metric.
+
+    The metric says whether the response refused; a detected refusal is read as the worse outcome
+    for the criterion: "fail" on a higher-is-better criterion (refusal_ok: the judge estimates
+    "did not refuse", which equals "refused only when it should" on prompts that merit an answer),
+    the positive label on a lower-is-better one (a refusal where none was due). How often a
+    refusal was in fact due is what the calibration's sensitivity / specificity then measure."""
+    frame = items.set_index("item_id")
+
+    def read(prefix: str) -> dict[str, pd.Series]:
+        return {
+            system: frame[f"{prefix}{side}{i}"].map(_verdict).dropna().astype(bool)
+            for system, side in (("baseline", "b"), ("candidate", "c"))
+        }
+
+    judge = read("")
+    if not (judge["baseline"].empty and judge["candidate"].empty):
+        return judge, f"auto_{criterion['name']}"
+    if not refusal_judged(criterion) or f"rb{i}" not in frame:
+        return judge, None
+    refused = read("r")
+    if criterion.get("direction") == "lower_is_better":
+        return refused, REFUSAL_JUDGE
+    return {system: ~verdicts for system, verdicts in refused.items()}, REFUSAL_JUDGE
+
+
+def refusal_verdict(refused: Any, criterion: dict) -> bool | None:
+    """One response's stand-in verdict from its stored metrics.refusal (see _judge_verdicts)."""
+    value = _verdict(refused)
+    if value is None:
+        return None
+    return value if criterion.get("direction") == "lower_is_better" else not value
 
 
 def _verdict(value: Any) -> bool | None:
@@ -330,6 +375,9 @@ def _item_rows(campaign: Campaign, criteria: list[dict]) -> pd.DataFrame:
         key = f"auto_{c['name']}"
         autos[f"b{i}"] = KeyTextTransform(key, "baseline_response__metadata")
         autos[f"c{i}"] = KeyTextTransform(key, "candidate_response__metadata")
+        if refusal_judged(c):
+            autos[f"rb{i}"] = KeyTextTransform("refusal", "baseline_response__metrics")
+            autos[f"rc{i}"] = KeyTextTransform("refusal", "candidate_response__metrics")
     query = (
         CampaignItem.objects.filter(campaign=campaign)
         .order_by()
@@ -365,6 +413,9 @@ def _item_frames_copy(campaign_id: int, criteria: list[dict]) -> tuple[pd.DataFr
             sql.SQL("c.metadata ->> {}").format(key),
         ]
         names += [f"b{i}", f"c{i}"]
+        if refusal_judged(c):
+            autos += [sql.SQL("b.metrics ->> 'refusal'"), sql.SQL("c.metrics ->> 'refusal'")]
+            names += [f"rb{i}", f"rc{i}"]
     campaign = sql.Literal(int(campaign_id))
     items_sql = sql.SQL(
         "COPY (SELECT ci.item_id, char_length(c.text) - char_length(b.text){}"
@@ -503,10 +554,7 @@ def calibrate(
     results: dict[str, dict] = {}
     lower = []
     for i, c in enumerate(criteria):
-        judge = {
-            system: items.set_index("item_id")[column].map(_verdict).dropna().astype(bool)
-            for system, column in (("baseline", f"b{i}"), ("candidate", f"c{i}"))
-        }
+        judge, source = _judge_verdicts(items, c, i)
         if judge["baseline"].empty and judge["candidate"].empty:
             continue
         human = _human_verdicts(scores, c)
@@ -520,7 +568,7 @@ def calibrate(
             lower_is_better=lower_is_better,
             critical=bool(c.get("critical")),
             threshold=threshold,
-        )
+        ) | {"judge": source}
     if not results:
         return {}, {"verdict": None, "threshold": threshold, "more_labels_needed": None}
     verdict = calibration.decision(

@@ -8,6 +8,7 @@ goes through ``batches.create_batches_and_assign`` and is idempotent per report.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from functools import partial
 from typing import TYPE_CHECKING, Any
 
 from django.core.exceptions import ValidationError
@@ -21,8 +22,8 @@ from reviews.audit.events import record_audit
 from reviews.campaigns import batches
 from reviews.models import AuditEvent, Campaign, CampaignItem, Report
 from reviews.reports import calibration, stats
+from reviews.reports.aggregation import REFUSAL_JUDGE, calibratable_criteria, refusal_verdict
 from reviews.reports.aggregation import _verdict as judge_verdict
-from reviews.reports.aggregation import calibratable_criteria
 from reviews.reports.decision import probability_text
 
 if TYPE_CHECKING:
@@ -349,6 +350,7 @@ def criterion_rows(cal: dict[str, dict], rubric: list[dict]) -> list[dict[str, A
                 "lower_is_better": criterion.get("direction") == "lower_is_better",
                 "pass_threshold": criterion.get("pass_threshold"),
                 "critical": bool(entry.get("critical")),
+                "judge": entry.get("judge"),
                 "systems": systems,
                 "difference": entry["difference"],
                 "p_text": probability_text(entry["difference"]["p_non_inferior"]),
@@ -452,8 +454,13 @@ def plan_next_batch(campaign: Campaign, report: Report) -> NextBatchPlan:
         raise ValidationError("The decision is made: no more labels are needed.")
     name, system = target_of(cal, decision)
     verdict = KeyTextTransform(f"auto_{name}", f"{system}_response__metadata")
+    read = judge_verdict
+    if cal[name].get("judge") == REFUSAL_JUDGE:
+        criterion = next(c for c in campaign.rubric.criteria if c["name"] == name)
+        verdict = KeyTextTransform("refusal", f"{system}_response__metrics")
+        read = partial(refusal_verdict, criterion=criterion)
     rows = [
-        (pk, judge_verdict(value))
+        (pk, read(value))
         for pk, value in CampaignItem.objects.filter(campaign=campaign, slots_taken=0)
         .annotate(verdict=verdict)
         .order_by("pk")

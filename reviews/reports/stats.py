@@ -606,18 +606,34 @@ def binomial_p_value(successes: int, n: int) -> float | None:
 
 
 def position_bias(prefs: pd.DataFrame) -> dict[str, Any]:
-    """Share of decisive judgments that chose the left-hand response, with a two-sided exact
-    binomial test against 0.5 (position bias, Zheng et al. 2023, "Judging LLM-as-a-Judge")."""
-    codes = _prefs_codes(prefs)[2]
+    """Share of decisive judgments (with a known placement) that chose the left-hand response,
+    and a two-sided test of 0.5 (position bias, Zheng et al. 2023, "Judging LLM-as-a-Judge").
+
+    Design-aware as the win rate is (reviews/reports/uncertainty.py): the left-win indicator's
+    ratio variance clustered on items (an item's reviewers often see it the same way round and
+    agree on it, so its left wins move together) and, from MIN_REVIEWER_CLUSTERS reviewers on,
+    on reviewers too (a position habit is a reviewer's trait; with fewer the test is about this
+    panel's habits). The p-value is the exact binomial test at the Korn & Graubard effective
+    sample size (`uncertainty.two_sided_p`). With fewer than two items the clustered variance
+    cannot be estimated, and the plain binomial test over judgments (assuming independence) is
+    reported instead."""
+    items, _, codes = _prefs_codes(prefs)
     decisive = (codes == 0) | (codes == 1)
     if len(codes):
         decisive &= prefs["candidate_left"].notna().to_numpy()
     n = int(decisive.sum())
     if n == 0:
         return {"left_rate": None, "n": 0, "p_value": None}
-    candidate_left = prefs["candidate_left"].to_numpy()[decisive].astype(bool)
-    left = int(((codes[decisive] == 0) == candidate_left).sum())
-    return {"left_rate": left / n, "n": n, "p_value": binomial_p_value(left, n)}
+    candidate_left = prefs["candidate_left"].fillna(False).to_numpy().astype(bool)
+    left = decisive & ((codes == 0) == candidate_left)
+    design = uncertainty.proportion(left, decisive, items=items, reviewers=_reviewer_codes(prefs))
+    n_items = len(np.unique(items[decisive]))
+    p_value = (
+        uncertainty.two_sided_p(design["rate"], design["n_effective"])
+        if n_items >= 2
+        else binomial_p_value(int(left.sum()), n)
+    )
+    return {"left_rate": int(left.sum()) / n, "n": n, "p_value": p_value}
 
 
 def reviewer_summary(prefs: pd.DataFrame) -> list[dict[str, Any]]:

@@ -396,11 +396,85 @@ def test_automated_verdicts_are_calibrated_against_human_majority(db):
     result = aggregation.run_aggregation(campaign_id=campaign.pk).result
 
     assert set(result["calibration"]) == {"refusal_ok"}  # correctness has no auto_ verdicts
+    assert result["calibration"]["refusal_ok"]["judge"] == "auto_refusal_ok"
     counts = result["calibration"]["refusal_ok"]["candidate"]
     assert (counts["tp"], counts["fn"], counts["fp"], counts["tn"]) == (3, 1, 0, 0)
     assert (counts["n_judge_only"], counts["k_judge_positive"]) == (2, 1)
     assert result["calibration"]["refusal_ok"]["verdict"] in {"pass", "fail", "uncertain"}
     assert result["decision"]["verdict"] in {"migrate", "do_not_migrate", "need_more_labels"}
+
+
+def _refusal_campaign(direction="higher_is_better", stand_in="refusal_metric"):
+    """8 items, one reviewer. Candidate responses 0-3 refuse (metric), 4-7 do not; the reviewer
+    labels refusal_ok on items 0-5: the refusals of items 0-2 were unwarranted (0), item 3's was
+    due (1), items 4-5 answered well (1). Items 6-7 are judge-only."""
+    criterion = {"name": "refusal_ok", "label": "R", "kind": "binary", "per": "response"}
+    criterion |= {"direction": direction, "critical": True}
+    if stand_in:
+        criterion["judge"] = stand_in
+    campaign = factories.CampaignFactory(rubric=factories.RubricFactory(criteria=[criterion]))
+    reviewer = factories.UserFactory()
+    items = [factories.CampaignItemFactory(campaign=campaign) for _ in range(8)]
+    human = [0, 0, 0, 1, 1, 1]
+    for n, ci in enumerate(items):
+        Response.objects.filter(pk=ci.baseline_response_id).update(metrics={"refusal": False})
+        Response.objects.filter(pk=ci.candidate_response_id).update(metrics={"refusal": n < 4})
+        if n < len(human):
+            label = {"baseline": 1, "candidate": human[n]}
+            judge(ci, reviewer, "baseline", scores={"refusal_ok": label})
+    return campaign, items
+
+
+def test_the_refusal_metric_stands_in_as_the_judge_of_a_refusal_criterion(db):
+    campaign, _ = _refusal_campaign()
+
+    result = aggregation.run_aggregation(campaign_id=campaign.pk).result
+
+    entry = result["calibration"]["refusal_ok"]
+    assert entry["judge"] == "refusal_metric"
+    # A detected refusal reads as "fail": human fail & refused = tn (3), the due refusal = fn (1),
+    # the answered items = tp (2); items 6-7 answered, judge-only, read as passes.
+    c = entry["candidate"]
+    assert (c["tp"], c["fn"], c["fp"], c["tn"]) == (2, 1, 0, 3)
+    assert (c["n_judge_only"], c["k_judge_positive"]) == (2, 2)
+    assert c["sensitivity"] == pytest.approx(2 / 3)
+    assert c["specificity"] == pytest.approx(1.0)
+    b = entry["baseline"]
+    assert (b["tp"], b["fn"], b["fp"], b["tn"], b["n_judge_only"]) == (6, 0, 0, 0, 2)
+    assert result["decision"]["basis"] == "calibrated"
+    assert set(result["decision"]["criteria"]) == {"refusal_ok"}
+
+
+def test_a_lower_is_better_refusal_criterion_reads_a_refusal_as_its_positive_label(db):
+    campaign, _ = _refusal_campaign(direction="lower_is_better")
+
+    result = aggregation.run_aggregation(campaign_id=campaign.pk).result
+
+    c = result["calibration"]["refusal_ok"]["candidate"]
+    # Labels of 1 now mean "refused where none was due": refused items are judge positives.
+    assert (c["tp"], c["fn"], c["fp"], c["tn"]) == (1, 2, 3, 0)
+    assert (c["n_judge_only"], c["k_judge_positive"]) == (2, 0)
+
+
+def test_the_pairs_files_own_verdicts_win_over_the_refusal_metric(db):
+    campaign, items = _refusal_campaign()
+    for ci in items:
+        for pk in (ci.baseline_response_id, ci.candidate_response_id):
+            Response.objects.filter(pk=pk).update(metadata={"auto_refusal_ok": "pass"})
+
+    entry = aggregation.aggregate(campaign)["calibration"]["refusal_ok"]
+
+    assert entry["judge"] == "auto_refusal_ok"
+    assert entry["candidate"]["k_judge_positive"] == 2
+
+
+def test_without_the_rubric_key_the_refusal_metric_is_no_judge(db):
+    campaign, _ = _refusal_campaign(stand_in=None)
+
+    result = aggregation.aggregate(campaign)
+
+    assert result["calibration"] == {}
+    assert result["decision"]["basis"] == "human"
 
 
 # ----------------------------------------------------------------------------- tasks
@@ -527,14 +601,16 @@ def test_postgres_copy_path_reads_the_same_items_as_the_orm_path(known_campaign)
     require_service(
         "this test compares the PostgreSQL COPY path", connection.vendor == "postgresql"
     )
-    criteria = [{"name": "refusal_ok", "kind": "binary", "per": "response"}]
+    criteria = [
+        {"name": "refusal_ok", "kind": "binary", "per": "response", "judge": "refusal_metric"}
+    ]
     Response.objects.filter(item__in=known_campaign.campaign_items.values("item")).update(
-        metadata={"auto_refusal_ok": "pass"}
+        metadata={"auto_refusal_ok": "pass"}, metrics={"refusal": True}
     )
     fast_items, fast_meta = aggregation._item_frames_copy(known_campaign.pk, criteria)
     slow_items = aggregation._item_rows(known_campaign, criteria)
     slow_meta = aggregation._item_meta(slow_items)
-    columns = ["item_id", "len_diff", "b0", "c0"]
+    columns = ["item_id", "len_diff", "b0", "c0", "rb0", "rc0"]
     for frame in (fast_items, slow_items):
         frame["len_diff"] = frame["len_diff"].astype(float)
     assert sorted(map(tuple, fast_items[columns].astype(str).to_numpy())) == sorted(

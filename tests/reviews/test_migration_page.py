@@ -308,6 +308,37 @@ def test_lead_creates_the_next_batch_from_unlabelled_items_stratified_on_the_jud
     assert "Create the next batch" not in html
 
 
+def test_the_next_batch_reads_the_refusal_metric_when_it_is_the_judge(
+    undecided, client_for, analyst
+):
+    """The same verdicts given as refusals (a refusal is a fail) to a criterion whose judge is
+    the refusal metric: the plan stratifies on the metric, as it did on auto_correctness."""
+    rubric = undecided.rubric
+    rubric.criteria = [{**RUBRIC[0], "judge": "refusal_metric"}, RUBRIC[1]]
+    rubric.save(update_fields=["criteria"])
+    responses = list(Response.objects.filter(item__dataset=undecided.dataset))
+    for response in responses:
+        passed = response.metadata.pop("auto_correctness") == "pass"
+        response.metrics = {"refusal": not passed}
+    Response.objects.bulk_update(responses, ["metadata", "metrics"])
+    Report.objects.filter(campaign=undecided).delete()  # same judgments: else the old is reused
+    report = aggregation.run_aggregation(campaign_id=undecided.pk)
+    assert report.result["calibration"]["correctness"]["judge"] == "refusal_metric"
+    assert report.result["decision"]["verdict"] == "need_more_labels"
+    html = client_for(analyst).get(page_url(undecided)).content.decode()
+    assert "judge: the built-in refusal metric" in html
+
+    plan = migration.plan_next_batch(undecided, report)
+
+    refused = dict(
+        CampaignItem.objects.filter(pk__in=plan.campaign_items).values_list(
+            "pk", f"{plan.system}_response__metrics__refusal"
+        )
+    )
+    assert sum(v is False for v in refused.values()) == plan.judge_positive > 0
+    assert sum(v is True for v in refused.values()) == plan.judge_negative > 0
+
+
 def test_a_double_submit_creates_one_batch(client_for, lead, undecided):
     report = report_of(undecided)
     client = client_for(lead)

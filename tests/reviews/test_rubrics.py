@@ -43,6 +43,16 @@ def test_the_design_rubric_is_valid_and_normalised():
     assert clean["criteria"][0]["pass_threshold"] == 4
 
 
+def test_a_refusal_criterion_may_name_the_refusal_metric_as_its_judge():
+    criterion = {"name": "refusal_ok", "kind": "binary", "judge": "refusal_metric"}
+    clean = rubrics.validate_rubric_json({"name": "r", "criteria": [criterion]})
+    assert clean["criteria"][0]["judge"] == "refusal_metric"
+    plain = rubrics.validate_rubric_json(
+        {"name": "r", "criteria": [{"name": "c", "kind": "binary"}]}
+    )
+    assert "judge" not in plain["criteria"][0]
+
+
 @pytest.mark.parametrize(
     ("criterion", "message"),
     [
@@ -56,6 +66,12 @@ def test_the_design_rubric_is_valid_and_normalised():
         ({"name": "has.dot", "kind": "binary"}, "name: letters"),
         ({"name": "c", "kind": "binary", "colour": "red"}, "unknown field(s) colour"),
         ({"name": "c", "kind": "binary", "required": "yes"}, "required: true or false"),
+        ({"name": "c", "kind": "binary", "judge": "gpt-4"}, "judge: one of refusal_metric"),
+        ({"name": "c", "kind": "binary", "per": "pair", "judge": "refusal_metric"}, "judge: only"),
+        (
+            {"name": "c", "kind": "scale", "min": 1, "max": 5, "judge": "refusal_metric"},
+            "judge: only",
+        ),
     ],
 )
 def test_invalid_criteria_are_reported_with_their_place(criterion, message):
@@ -180,7 +196,7 @@ def test_lead_builds_a_rubric_with_ordered_criteria(client_for, lead):
             {**BLANK, "name": "overall", "label": "Better overall?", "per": "pair", "max": 7,
              "anchors": "1 = Baseline much better\n7: Candidate much better", "ORDER": "2"},
             {"kind": "binary", "per": "response", "direction": "higher_is_better",
-             "name": "refusal_ok", "optional": True, "ORDER": "1"},
+             "name": "refusal_ok", "optional": True, "refusal_judge": True, "ORDER": "1"},
             {**BLANK},  # the untouched blank row is not a criterion
         ]
     )  # fmt: skip
@@ -191,6 +207,9 @@ def test_lead_builds_a_rubric_with_ordered_criteria(client_for, lead):
     assert [c["name"] for c in rubric.criteria] == ["refusal_ok", "overall"]
     refusal_ok, overall = rubric.criteria
     assert refusal_ok["required"] is False
+    assert refusal_ok["judge"] == "refusal_metric"
+    assert "judge" not in overall
+    assert [row["refusal_judge"] for row in criteria_initial(rubric.criteria)] == [True, False]
     assert overall["anchors"] == {"1": "Baseline much better", "7": "Candidate much better"}
 
     page = client.get(response.url)

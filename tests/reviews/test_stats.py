@@ -319,14 +319,26 @@ def test_holm_equals_statsmodels_multipletests(seed):
     assert stats.holm(list(p)) == pytest.approx(list(multipletests(p, method="holm")[1]))
 
 
-def test_position_bias_binomial_test_matches_hand_computation():
-    """9 of 10 decisive judgments chose the left side: two-sided exact p = 2 (C(10,9) + C(10,10))
-    / 2^10 = 22/1024. Ties do not count."""
+def test_position_bias_on_one_item_is_the_plain_binomial_test_by_hand():
+    """One item: no clustered variance to estimate, so the exact binomial test over judgments.
+    9 of 10 decisive judgments chose the left side: two-sided p = 2 (C(10,9) + C(10,10)) / 2^10
+    = 22/1024. Ties do not count."""
+    rows = [("i", f"r{k}", "candidate", True) for k in range(6)]
+    rows += [("i", f"s{k}", "baseline", False) for k in range(3)]
+    rows += [("i", "t1", "candidate", False), ("i", "t2", "tie", True)]
+    result = stats.position_bias(make_prefs(rows))
+    assert result == {"left_rate": 0.9, "n": 10, "p_value": pytest.approx(22 / 1024)}
+
+
+def test_position_bias_is_design_aware_by_hand():
+    """The same 9 of 10 on ten items, one judgment each: the item-clustered variance of the left
+    share is 10/9 * (9 * 0.1^2 + 0.9^2) / 10^2 = 0.01, so n_eff = 0.9 * 0.1 / 0.01 = 9, times
+    Korn & Graubard's (z / t_9)^2 = 6.76, rounded to 7: 6 left of 7, p = 2 (7 + 1) / 2^7."""
     rows = [(f"i{k}", "r1", "candidate", True) for k in range(6)]
     rows += [(f"j{k}", "r1", "baseline", False) for k in range(3)]
     rows += [("k", "r1", "candidate", False), ("t", "r1", "tie", True)]
     result = stats.position_bias(make_prefs(rows))
-    assert result == {"left_rate": 0.9, "n": 10, "p_value": pytest.approx(22 / 1024)}
+    assert result == {"left_rate": 0.9, "n": 10, "p_value": pytest.approx(16 / 128)}
 
 
 def test_position_bias_is_null_without_decisive_judgments():
