@@ -452,3 +452,11 @@ def test_gates_and_segments_are_shown_and_named_in_the_decision(client_for, anal
     assert "need more labels" in segments
     assert "do not migrate" in segments
     assert ">0.900<" in segments
+
+
+def test_the_criteria_differences_are_drawn_against_the_margin(client_for, analyst, undecided):
+    page = client_for(analyst).get(page_url(undecided)).content.decode()
+    chart = page[page.index("Pass-rate difference per criterion") - 200 :]
+    assert "<svg" in chart
+    assert ">correctness<" in chart  # one row per calibrated criterion, labelled by name
+    assert "style=" not in chart  # CSP: no inline styles
