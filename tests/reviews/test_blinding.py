@@ -262,7 +262,8 @@ def test_gold_items_and_repeats_look_exactly_like_live_ones(
         with CaptureQueriesContext(connection) as read:
             page = client.get(reverse("grading:grade", args=[a.token]))
         assert_blind(page, campaign)
-        assert "gold" not in page.text.lower()
+        # Random tokens (ticket, CSRF, nonce, URLs) can spell "gold" by chance: read the rest.
+        assert "gold" not in _skeleton(page.text).lower()
         assert "refund window" not in page.text
         pages.setdefault(a.kind, set()).add(_skeleton(page.text))
         queries.setdefault(a.kind, set()).add(len(read))
