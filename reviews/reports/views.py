@@ -115,7 +115,7 @@ def report_context(campaign: Campaign) -> dict[str, Any]:
         "criteria_plot": forest(criteria_rows(r["criteria"], rubric), -1.0, 1.0, 0.0),
         "slice_plot": forest(slice_rows(r["slices"]), 0.0, 1.0, 0.5),
         "agreement": agreement_rows(r["agreement"], list(rubric)),
-        "bias": bias_reading(r["position_bias"]),
+        "bias": bias_reading(r["position_bias"], decisive=decisive_count(pref)),
         "calibration": calibration_rows(r.get("calibration") or {}),
         "judge_preference": (r.get("calibration") or {}).get("preference"),
         "decision": r.get("decision") or {},
@@ -324,8 +324,19 @@ def agreement_rows(agreement: dict, order: list[str] | None = None) -> list[dict
     return rows
 
 
-def bias_reading(bias: dict) -> str:
+def decisive_count(pref: dict) -> int:
+    counts = pref.get("counts") or {}
+    return counts.get("candidate", 0) + counts.get("baseline", 0)
+
+
+def bias_reading(bias: dict, *, decisive: int = 0) -> str:
     if not bias.get("n"):
+        if decisive:
+            # Imported judgments whose file named no left_system: the side is unknown.
+            return (
+                "Not known: the judgments were imported without the side each system was "
+                "shown on (add a left_system column to check it)."
+            )
         return "No decisive judgments yet."
     if bias["p_value"] is not None and bias["p_value"] < 0.05:
         return "Reviewers favour one side more than chance would explain."

@@ -259,3 +259,15 @@ def test_status_without_htmx_redirects_to_the_page(client_for, analyst, reported
     response = client_for(analyst).get(page_url(reported, "status"))
     assert response.status_code == 302
     assert response["Location"] == page_url(reported)
+
+
+def test_position_bias_of_imported_judgments_without_sides_is_called_unknown():
+    from reviews.reports.views import bias_reading
+
+    unknown = {"left_rate": None, "n": 0, "p_value": None}
+    assert bias_reading(unknown, decisive=12).startswith("Not known")
+    assert "left_system" in bias_reading(unknown, decisive=12)
+    assert bias_reading(unknown, decisive=0) == "No decisive judgments yet."
+    assert bias_reading({"left_rate": 0.5, "n": 10, "p_value": 0.9}, decisive=10).startswith(
+        "No sign"
+    )
