@@ -7,18 +7,16 @@ from __future__ import annotations
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from django.contrib.auth import get_user_model
 from django.core.exceptions import ValidationError
 from django.core.files import File
 from django.db import transaction
-from django.db.models import Q
 
 from datasets.importing import jobs as import_jobs
 from datasets.importing.errors import ErrorList
 from datasets.importing.file_checks import check_file
 from datasets.importing.parsing import preview
-from datasets.models import Dataset, ImportJob, System
-from reviews.campaigns import rubrics
+from datasets.models import ImportJob
+from reviews.campaigns import lookups, rubrics
 from reviews.campaigns.services import create_campaign
 from reviews.models import Campaign
 
@@ -72,11 +70,8 @@ def create_campaign_from_spec(
     """``create_campaign`` by names, as ``manage.py create_campaign`` takes them; the rubric
     (the rubric-file object, or the default rubric) is created in the same transaction, so a
     refused campaign leaves no rubric behind."""
-    found = Dataset.objects.filter(name=dataset).first()
-    if found is None:
-        known = ", ".join(Dataset.objects.values_list("name", flat=True)[:20]) or "none"
-        raise Refused(f"No dataset named {dataset!r} (known: {known}).")
-    systems = [_system(baseline), _system(candidate)]
+    found = lookups.dataset_named(dataset)
+    systems = [lookups.system_named(baseline), lookups.system_named(candidate)]
     with transaction.atomic():
         if rubric is None:
             chosen = rubrics.get_or_create_default_rubric(actor=actor)
@@ -98,29 +93,12 @@ def create_campaign_from_spec(
         )
 
 
-def _system(name: str) -> System:
-    system = System.objects.filter(name=name).first()
-    if system is None:
-        known = ", ".join(System.objects.values_list("name", flat=True)[:20]) or "none"
-        raise Refused(f"No system named {name!r} (known: {known}).")
-    return system
-
-
 def reviewers_by_email(emails: list[str]) -> list[User]:
-    """The accounts with these emails (case-insensitive), in order; Refused naming any missing,
-    as ``manage.py assign`` does."""
+    """The accounts with these emails, in order (``lookups.users_by_email``, as ``manage.py
+    assign`` uses it), at most MAX_REVIEWERS of them."""
     wanted = list(dict.fromkeys(e.strip() for e in emails if e.strip()))
     if not wanted:
         raise Refused("reviewers: give at least one email address.")
     if len(wanted) > MAX_REVIEWERS:
         raise Refused(f"reviewers: at most {MAX_REVIEWERS} email addresses per request.")
-    query = Q()
-    for email in wanted:
-        query |= Q(email__iexact=email)
-    by_email: dict[str, User] = {}
-    for user in get_user_model().objects.filter(query).order_by("pk"):
-        by_email.setdefault(user.email.lower(), user)
-    missing = [e for e in wanted if e.lower() not in by_email]
-    if missing:
-        raise Refused(f"No account with the email: {', '.join(missing)}.")
-    return [by_email[e.lower()] for e in wanted]
+    return lookups.users_by_email(wanted)

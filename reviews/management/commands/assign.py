@@ -1,10 +1,9 @@
 """python manage.py assign SLUG --reviewers a@x.org,b@x.org [--batch-size N]"""
 
-from django.contrib.auth import get_user_model
 from django.core.exceptions import ValidationError
 from django.core.management.base import BaseCommand, CommandError
 
-from reviews.campaigns import batches
+from reviews.campaigns import batches, lookups
 from reviews.models import Campaign
 
 
@@ -44,11 +43,7 @@ class Command(BaseCommand):
         emails = list(dict.fromkeys(e.strip() for e in text.split(",") if e.strip()))
         if not emails:
             raise CommandError("--reviewers needs at least one email address.")
-        User = get_user_model()
-        found, missing = [], []
-        for email in emails:
-            user = User.objects.filter(email__iexact=email).order_by("pk").first()
-            (found if user else missing).append(user or email)
-        if missing:
-            raise CommandError(f"No account with the email: {', '.join(missing)}.")
-        return found
+        try:
+            return lookups.users_by_email(emails)
+        except ValidationError as exc:
+            raise CommandError(" ".join(exc.messages)) from exc

@@ -9,8 +9,7 @@ from pathlib import Path
 from django.core.exceptions import ValidationError
 from django.core.management.base import BaseCommand, CommandError
 
-from datasets.models import Dataset, System
-from reviews.campaigns import rubrics, services
+from reviews.campaigns import lookups, rubrics, services
 from reviews.campaigns.masking import default_mask_patterns
 
 
@@ -78,12 +77,12 @@ class Command(BaseCommand):
         )
 
     def handle(self, *args, **options):
-        dataset = Dataset.objects.filter(name=options["dataset"]).first()
-        if dataset is None:
-            known = ", ".join(Dataset.objects.values_list("name", flat=True)[:20]) or "none"
-            raise CommandError(f"No dataset named {options['dataset']!r} (known: {known}).")
-        baseline = self.system(options["baseline"])
-        candidate = self.system(options["candidate"])
+        try:
+            dataset = lookups.dataset_named(options["dataset"])
+            baseline = lookups.system_named(options["baseline"])
+            candidate = lookups.system_named(options["candidate"])
+        except ValidationError as exc:
+            raise CommandError(" ".join(exc.messages)) from exc
         try:
             rubric = self.rubric(options["rubric"])
             campaign = services.create_campaign(
@@ -117,13 +116,6 @@ class Command(BaseCommand):
             f"overlap {campaign.overlap}, seed {campaign.seed}."
         )
         self.stdout.write(campaign.slug)
-
-    def system(self, name):
-        system = System.objects.filter(name=name).first()
-        if system is None:
-            known = ", ".join(System.objects.values_list("name", flat=True)[:20]) or "none"
-            raise CommandError(f"No system named {name!r} (known: {known}).")
-        return system
 
     def rubric(self, path):
         if path is None:
